@@ -1,0 +1,43 @@
+"""App: the configuration and the long-lived parts built from it, passed to whoever needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.automation.engine import Engine
+from mailflow.automation.schema import RuleSet, load_rules
+from mailflow.clock import Clock, SystemClock
+from mailflow.config import Config
+from mailflow.db.session import Database
+from mailflow.outbox.mailer import Mailer
+from mailflow.pipeline.addressbook import AddressBook
+from mailflow.pipeline.intake import Services
+from mailflow.render import Renderer
+
+
+class App:
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        """Loads rules and templates first: a mistake in them stops here, before any socket."""
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.renderer = Renderer.from_config(config)
+        self.rules: RuleSet = load_rules(config, self.renderer)
+        self.mailer = Mailer(config, self.renderer)
+        self.engine = Engine(self.rules, config, self.mailer)
+        self.addresses = AddressBook(config)
+        self.db = Database(config.database_url, echo=config.database.echo)
+        self._wake_sender: Callable[[], None] = lambda: None
+
+    def services(self, session: AsyncSession) -> Services:
+        return Services(session, self.config, self.mailer, self.addresses)
+
+    def on_outbox_change(self, wake: Callable[[], None]) -> None:
+        self._wake_sender = wake
+
+    def wake_sender(self) -> None:
+        self._wake_sender()
+
+    async def close(self) -> None:
+        await self.db.dispose()

@@ -1,0 +1,235 @@
+"""Rule actions, registered by name. Each is checked when rules load and run per event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.automation.conditions import Facts
+from mailflow.config import Config, TicketTypeConfig
+from mailflow.db.models import Agent, Ticket
+from mailflow.mail.addresses import Mailbox, is_valid_address, normalise
+from mailflow.mail.compose import AutoSubmitted
+from mailflow.outbox.mailer import Mailer, TemplateMail
+from mailflow.render import Renderer
+from mailflow.tickets import ops
+from mailflow.tickets.events import CustomerReplied, Event, TicketCreated
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+class ActionProblem(Exception):
+    """An action that cannot be loaded; the rule loader adds file and rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadScope:
+    rule: str
+    trigger: str
+    types: tuple[TicketTypeConfig, ...]
+    renderer: Renderer
+
+
+@dataclass(slots=True)
+class RunScope:
+    session: AsyncSession
+    config: Config
+    mailer: Mailer
+    now: datetime
+    ticket: Ticket
+    facts: Facts
+    actor: ops.Actor
+
+    @property
+    def ticket_type(self) -> TicketTypeConfig:
+        return self.config.ticket_type(self.ticket.type)
+
+    def note(self, action: str, **details: Any) -> None:
+        ops.record(self.session, self.ticket, self.actor, action, self.now, **details)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    events: list[Event] = field(default_factory=list)
+    stop: bool = False
+
+
+class Action(Protocol):
+    def __call__(self, scope: RunScope) -> Awaitable[Result]: ...
+
+
+Loader = Callable[[Any, LoadScope], Action]
+ACTIONS: dict[str, Loader] = {}
+
+
+def action(name: str) -> Callable[[Loader], Loader]:
+    def register(loader: Loader) -> Loader:
+        if name in ACTIONS:
+            raise ValueError(f"action {name!r} registered twice")
+        ACTIONS[name] = loader
+        return loader
+
+    return register
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ActionProblem(f"{what} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+@action("set_status")
+def _set_status(value: Any, load: LoadScope) -> Action:
+    status = _text(value, "set_status")
+    for ticket_type in load.types:
+        if status not in ticket_type.statuses:
+            raise ActionProblem(
+                f"set_status: {status!r} is not a status of type {ticket_type.name!r} "
+                f"({', '.join(ticket_type.statuses)}); limit the rule with `types:`"
+            )
+
+    async def run(scope: RunScope) -> Result:
+        events = ops.set_status(
+            scope.ticket,
+            status,
+            ticket_type=scope.ticket_type,
+            actor=scope.actor,
+            now=scope.now,
+            session=scope.session,
+        )
+        return Result(events)
+
+    return run
+
+
+@action("set_priority")
+def _set_priority(value: Any, load: LoadScope) -> Action:
+    priority = _text(value, "set_priority")
+    if priority not in PRIORITIES:
+        raise ActionProblem(f"set_priority: {priority!r} is not one of {', '.join(PRIORITIES)}")
+
+    async def run(scope: RunScope) -> Result:
+        old = scope.ticket.priority
+        if old != priority:
+            scope.ticket.priority = priority
+            scope.note("priority_changed", old=old, new=priority)
+        return Result()
+
+    return run
+
+
+@action("assign")
+def _assign(value: Any, load: LoadScope) -> Action:
+    target = _text(value, "assign")
+    if target not in ("replying_agent", "nobody") and not is_valid_address(target):
+        raise ActionProblem(
+            f"assign: {target!r} is not replying_agent, nobody or an agent's address"
+        )
+
+    async def run(scope: RunScope) -> Result:
+        agent: Agent | None
+        if target == "nobody":
+            agent = None
+        elif target == "replying_agent":
+            agent = scope.facts.agent
+            if agent is None:
+                return Result()
+        else:
+            agent = await scope.session.scalar(
+                select(Agent).where(Agent.email == normalise(target))
+            )
+            if agent is None or not agent.active:
+                scope.note("rule_action_skipped", reason=f"no active agent {target}")
+                return Result()
+        events = ops.assign(
+            scope.ticket, agent, actor=scope.actor, now=scope.now, session=scope.session
+        )
+        return Result(events)
+
+    return run
+
+
+@action("stop")
+def _stop(value: Any, load: LoadScope) -> Action:
+    if value is not True:
+        raise ActionProblem("stop takes the value true")
+
+    async def run(scope: RunScope) -> Result:
+        return Result(stop=True)
+
+    return run
+
+
+# Who `send` can address, besides a literal address.
+RECIPIENTS = ("customer", "assignee", "type_agents", "assignee_or_type_agents", "replying_agent")
+
+
+async def _type_agents(scope: RunScope) -> list[Agent]:
+    agents = (await scope.session.scalars(select(Agent).where(Agent.active, Agent.notify))).all()
+    return [a for a in agents if a.serves(scope.ticket.type)]
+
+
+async def _recipients(scope: RunScope, who: str) -> list[Mailbox]:
+    ticket = scope.ticket
+    agents: list[Agent] = []
+    if who == "customer":
+        return [ops.mailbox_of(ticket.customer)]
+    if who in ("assignee", "assignee_or_type_agents") and ticket.assignee:
+        agents = [ticket.assignee] if ticket.assignee.active and ticket.assignee.notify else []
+    elif who in ("type_agents", "assignee_or_type_agents"):
+        agents = await _type_agents(scope)
+    elif who == "replying_agent" and scope.facts.agent:
+        agents = [scope.facts.agent]
+    elif "@" in who:
+        return [Mailbox("", normalise(who))]
+    return [ops.mailbox_of(a) for a in agents]
+
+
+def _answers_customer(event: Event, who: str) -> bool:
+    return who == "customer" and isinstance(event, TicketCreated | CustomerReplied)
+
+
+@action("send")
+def _send(value: Any, load: LoadScope) -> Action:
+    if not isinstance(value, dict) or set(value) - {"template", "to"} or "template" not in value:
+        raise ActionProblem("send takes {template: NAME, to: RECIPIENT or [RECIPIENTS]}")
+    template = _text(value["template"], "send.template")
+    targets = value.get("to", "customer")
+    targets = targets if isinstance(targets, list) else [targets]
+    for who in targets:
+        if who not in RECIPIENTS and not (isinstance(who, str) and is_valid_address(who)):
+            raise ActionProblem(
+                f"send.to: {who!r} is not an address or one of {', '.join(RECIPIENTS)}"
+            )
+    for ticket_type in load.types or (None,):
+        name = ticket_type.name if ticket_type else None
+        if not load.renderer.exists(template, name):
+            raise ActionProblem(f"send.template: no template {template}.txt.j2")
+
+    async def run(scope: RunScope) -> Result:
+        message = scope.facts.message
+        acting = scope.facts.agent.email if scope.facts.agent else None
+        for who in targets:
+            for mailbox in await _recipients(scope, who):
+                if mailbox.address == acting and who != "replying_agent":
+                    continue  # nobody is told about what they did themselves
+                mail = TemplateMail(
+                    template=template,
+                    to=mailbox,
+                    purpose=template,
+                    actor=scope.actor,
+                    message=message,
+                    answering_id=message.message_id if message else None,
+                    auto_submitted=AutoSubmitted.AUTO_REPLIED
+                    if _answers_customer(scope.facts.event, who)
+                    else AutoSubmitted.AUTO_GENERATED,
+                )
+                await scope.mailer.send(scope.session, scope.ticket, mail, scope.now)
+        return Result()
+
+    return run

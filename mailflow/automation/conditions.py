@@ -1,0 +1,204 @@
+"""Rule conditions: fields of a ticket and its message, compared by named operators."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mailflow.db.models import Agent, Message, Ticket
+from mailflow.tickets.events import Event, StatusChanged
+
+
+class ConditionProblem(Exception):
+    """A condition that cannot be understood; the rule loader adds file and rule."""
+
+
+@dataclass(slots=True)
+class Facts:
+    """What a condition may look at, for one event on one ticket."""
+
+    ticket: Ticket
+    event: Event
+    message: Message | None = None
+    agent: Agent | None = None
+
+
+def _domain(address: str | None) -> str | None:
+    return address.rpartition("@")[2] if address else None
+
+
+FIELDS: dict[str, Callable[[Facts], object]] = {
+    "ticket.number": lambda f: f.ticket.id,
+    "ticket.type": lambda f: f.ticket.type,
+    "ticket.status": lambda f: f.ticket.status,
+    "ticket.priority": lambda f: f.ticket.priority,
+    "ticket.subject": lambda f: f.ticket.subject,
+    "ticket.assignee": lambda f: f.ticket.assignee.email if f.ticket.assignee else None,
+    "customer.email": lambda f: f.ticket.customer.email,
+    "customer.name": lambda f: f.ticket.customer.name,
+    "customer.domain": lambda f: _domain(f.ticket.customer.email),
+    "message.subject": lambda f: f.message.subject if f.message else None,
+    "message.text": lambda f: f.message.text if f.message else None,
+    "message.from": lambda f: f.message.from_address if f.message else None,
+    "message.has_attachments": lambda f: bool(f.message and f.message.attachments),
+    "agent.email": lambda f: f.agent.email if f.agent else None,
+    "change.old": lambda f: f.event.old if isinstance(f.event, StatusChanged) else None,
+    "change.new": lambda f: f.event.new if isinstance(f.event, StatusChanged) else None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    prepare: Callable[[Any], Any]
+    test: Callable[[object, Any], bool]
+
+
+OPERATORS: dict[str, Operator] = {}
+
+
+def operator(
+    name: str, prepare: Callable[[Any], Any] = lambda v: v
+) -> Callable[[Callable[[object, Any], bool]], Callable[[object, Any], bool]]:
+    """Register a comparison under `name`; `prepare` checks and converts its operand at load."""
+
+    def register(test: Callable[[object, Any], bool]) -> Callable[[object, Any], bool]:
+        if name in OPERATORS:
+            raise ValueError(f"operator {name!r} registered twice")
+        OPERATORS[name] = Operator(prepare, test)
+        return test
+
+    return register
+
+
+def _a_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConditionProblem(f"expects a list, got {value!r}")
+    return value
+
+
+def _a_regex(value: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(str(value), re.IGNORECASE)
+    except re.error as exc:
+        raise ConditionProblem(f"{value!r} is not a valid regular expression: {exc}") from None
+
+
+def _a_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConditionProblem(f"expects a number, got {value!r}")
+    return float(value)
+
+
+def _same(value: object, operand: Any) -> bool:
+    if isinstance(value, str) and isinstance(operand, str):
+        return value.casefold() == operand.casefold()
+    return bool(value == operand)
+
+
+@operator("equals")
+def _equals(value: object, operand: Any) -> bool:
+    return _same(value, operand)
+
+
+@operator("not_equals")
+def _not_equals(value: object, operand: Any) -> bool:
+    return not _same(value, operand)
+
+
+@operator("in", _a_list)
+def _in(value: object, operand: Any) -> bool:
+    return any(_same(value, item) for item in operand)
+
+
+@operator("not_in", _a_list)
+def _not_in(value: object, operand: Any) -> bool:
+    return not _in(value, operand)
+
+
+@operator("contains", str)
+def _contains(value: object, operand: Any) -> bool:
+    return isinstance(value, str) and operand.casefold() in value.casefold()
+
+
+@operator("matches", _a_regex)
+def _matches(value: object, operand: Any) -> bool:
+    return isinstance(value, str) and operand.search(value) is not None
+
+
+@operator("greater_than", _a_number)
+def _greater(value: object, operand: Any) -> bool:
+    return isinstance(value, int | float) and value > operand
+
+
+@operator("less_than", _a_number)
+def _less(value: object, operand: Any) -> bool:
+    return isinstance(value, int | float) and value < operand
+
+
+class Condition(Protocol):
+    def holds(self, facts: Facts) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    field: str
+    name: str
+    operand: Any
+
+    def holds(self, facts: Facts) -> bool:
+        return bool(OPERATORS[self.name].test(FIELDS[self.field](facts), self.operand))
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    parts: tuple[Condition, ...]
+
+    def holds(self, facts: Facts) -> bool:
+        return all(part.holds(facts) for part in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple[Condition, ...]
+
+    def holds(self, facts: Facts) -> bool:
+        return any(part.holds(facts) for part in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    part: Condition
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.part.holds(facts)
+
+
+def parse_condition(data: Any) -> Condition:
+    """A list means all of; a mapping's keys are all/any/not or a field with its operators."""
+    if isinstance(data, list):
+        return AllOf(tuple(parse_condition(item) for item in data))
+    if not isinstance(data, dict) or not data:
+        raise ConditionProblem(f"a condition must be a mapping or a list, got {data!r}")
+    parts = [_parse_entry(key, value) for key, value in data.items()]
+    return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+
+def _parse_entry(key: str, value: Any) -> Condition:
+    if key == "all":
+        return AllOf(tuple(parse_condition(item) for item in _a_list(value)))
+    if key == "any":
+        return AnyOf(tuple(parse_condition(item) for item in _a_list(value)))
+    if key == "not":
+        return Not(parse_condition(value))
+    if key not in FIELDS:
+        raise ConditionProblem(f"unknown field {key!r}; known: {', '.join(sorted(FIELDS))}")
+    tests = value if isinstance(value, dict) else {"equals": value}
+    compares: list[Condition] = []
+    for name, operand in tests.items():
+        if name not in OPERATORS:
+            known = ", ".join(sorted(OPERATORS))
+            raise ConditionProblem(f"{key}: unknown operator {name!r}; known: {known}")
+        compares.append(Compare(key, name, OPERATORS[name].prepare(operand)))
+    return compares[0] if len(compares) == 1 else AllOf(tuple(compares))

@@ -1,0 +1,81 @@
+"""Applies the matching rules to each event, in rule order, within the caller's transaction."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.automation.actions import RunScope
+from mailflow.automation.conditions import Facts
+from mailflow.automation.schema import RuleSet
+from mailflow.config import Config
+from mailflow.db.models import Agent, Message, Ticket
+from mailflow.outbox.mailer import Mailer
+from mailflow.tickets import ops
+from mailflow.tickets.events import AgentReplied, Event
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    rules: RuleSet
+    config: Config
+    mailer: Mailer
+
+    async def run(self, session: AsyncSession, events: list[Event], now: datetime) -> None:
+        """Events caused by actions are handled in turn, up to `rules.max_depth` links deep."""
+        queue = deque((event, 0) for event in events)
+        while queue:
+            event, depth = queue.popleft()
+            ticket = await session.get(Ticket, event.ticket_id)
+            if ticket is None:
+                continue
+            if depth >= self.config.rules.max_depth:
+                ops.record(
+                    session,
+                    ticket,
+                    ops.Actor.system("rules"),
+                    "rule_chain_stopped",
+                    now,
+                    trigger=event.trigger,
+                    depth=depth,
+                )
+                log.warning("rules.chain_stopped", ticket=ticket.id, trigger=event.trigger)
+                continue
+            caused = await self._apply(session, ticket, event, now)
+            queue.extend((e, depth + 1) for e in caused)
+
+    async def _apply(
+        self, session: AsyncSession, ticket: Ticket, event: Event, now: datetime
+    ) -> list[Event]:
+        facts = await self._facts(session, ticket, event)
+        caused: list[Event] = []
+        for rule in self.rules.matching(event.trigger, ticket.type):
+            if rule.condition is not None and not rule.condition.holds(facts):
+                continue
+            actor = ops.Actor.rule(rule.name)
+            ops.record(session, ticket, actor, "rule_fired", now, trigger=event.trigger)
+            log.info("rules.fired", ticket=ticket.id, rule=rule.name, trigger=event.trigger)
+            scope = RunScope(session, self.config, self.mailer, now, ticket, facts, actor)
+            stop = False
+            for _name, action in rule.actions:
+                result = await action(scope)
+                caused += result.events
+                stop = stop or result.stop
+            if stop:
+                break
+        return caused
+
+    async def _facts(self, session: AsyncSession, ticket: Ticket, event: Event) -> Facts:
+        message_id = getattr(event, "message_id", None)
+        message = await session.get(Message, message_id) if message_id else None
+        agent = None
+        if isinstance(event, AgentReplied):
+            agent = await session.scalar(select(Agent).where(Agent.id == event.agent_id))
+        return Facts(ticket=ticket, event=event, message=message, agent=agent)

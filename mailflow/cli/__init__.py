@@ -1,0 +1,31 @@
+"""The `mailflow` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailflow.cli import agents, check, db, inject, run, setup, tickets
+from mailflow.cli.common import Cli
+from mailflow.config import CONFIG_ENV
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(path_type=Path),
+    envvar=CONFIG_ENV,
+    help=f"The configuration file (default: ${CONFIG_ENV}, else built-in defaults).",
+)
+def cli(config: Path | None) -> None:
+    """mailflow: an email-driven helpdesk."""
+
+
+for module in (setup, run, check, db, tickets, agents, inject):
+    module.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="mailflow")

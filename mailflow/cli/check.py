@@ -1,0 +1,73 @@
+"""`mailflow check`: configuration, rules and templates, without starting anything."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from mailflow.app import App
+from mailflow.cli.common import config_of
+from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
+from mailflow.mail.addresses import Mailbox
+from mailflow.outbox.mailer import TemplateMail
+from mailflow.tickets.ops import Actor
+
+_SAMPLE_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def sample_ticket(type_name: str, status: str) -> Ticket:
+    customer = Customer(id=1, email="sam@example.org", name="Sam Sample", created_at=_SAMPLE_TIME)
+    return Ticket(
+        id=1,
+        type=type_name,
+        status=status,
+        subject="Sample subject",
+        priority="normal",
+        customer_id=1,
+        customer=customer,
+        assignee=None,
+        created_at=_SAMPLE_TIME,
+        updated_at=_SAMPLE_TIME,
+    )
+
+
+def sample_message() -> Message:
+    return Message(
+        id=1,
+        ticket_id=1,
+        direction=Direction.IN,
+        author_kind=ActorKind.CUSTOMER,
+        from_address="sam@example.org",
+        from_name="Sam Sample",
+        subject="Sample subject",
+        text="Sample text.",
+        full_text="Sample text.",
+        created_at=_SAMPLE_TIME,
+        attachments=[],
+    )
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @click.pass_context
+    def check(ctx: click.Context) -> None:
+        """Validate the configuration, every rule and every template."""
+        config = config_of(ctx)
+        app = App(config)
+        rendered = 0
+        for ticket_type in config.types:
+            ticket = sample_ticket(ticket_type.name, ticket_type.default_status)
+            for name in app.renderer.template_names():
+                mail = TemplateMail(
+                    template=name,
+                    to=Mailbox("Sam", "sam@example.org"),
+                    purpose="check",
+                    actor=Actor.system(),
+                    message=sample_message(),
+                )
+                app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
+                rendered += 1
+        click.echo(f"configuration: {config.source}: ok ({len(config.types)} ticket types)")
+        click.echo(f"rules: ok ({len(app.rules.rules)} enabled)")
+        click.echo(f"templates: ok ({rendered} renderings)")

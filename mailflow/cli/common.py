@@ -1,0 +1,68 @@
+"""What every command shares: the config option, the database, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mailflow.automation.schema import RuleError
+from mailflow.config import Config as Config
+from mailflow.config import ConfigError, load_config
+from mailflow.db import migrate
+from mailflow.db.session import Database, DatabaseUnavailable
+from mailflow.render import TemplateProblem
+
+T = TypeVar("T")
+
+# (exception, exit status) in lookup order; the message is the exception's own text.
+EXIT_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (ConfigError, os.EX_CONFIG),
+    (RuleError, os.EX_CONFIG),
+    (TemplateProblem, os.EX_CONFIG),
+    (DatabaseUnavailable, os.EX_TEMPFAIL),
+)
+
+
+class Cli(click.Group):
+    """Maps the errors a person can act on to one line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except tuple(cls for cls, _ in EXIT_STATUSES) as exc:
+            status = next(code for cls, code in EXIT_STATUSES if isinstance(exc, cls))
+            click.echo(f"mailflow: {exc}", err=True)
+            ctx.exit(status)
+
+
+def config_of(ctx: click.Context) -> Config:
+    path: Path | None = ctx.find_root().params.get("config")
+    return load_config(path)
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(work)
+
+
+@contextlib.asynccontextmanager
+async def database(config: Config) -> AsyncIterator[Database]:
+    """The database, brought up to date first when auto_migrate allows it."""
+    db = Database(config.database_url, echo=config.database.echo)
+    try:
+        if config.database.auto_migrate:
+            await migrate.upgrade(db)
+        elif await migrate.pending(db):
+            raise ConfigError(
+                config.source,
+                "database.auto_migrate",
+                "the schema is out of date; run `mailflow db upgrade`",
+            )
+        yield db
+    finally:
+        await db.dispose()

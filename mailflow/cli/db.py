@@ -1,0 +1,31 @@
+"""`mailflow db`: schema migrations."""
+
+from __future__ import annotations
+
+import click
+
+from mailflow.cli.common import config_of, run
+from mailflow.db import migrate
+from mailflow.db.session import Database
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("db")
+    def db_group() -> None:
+        """The database schema."""
+
+    @db_group.command()
+    @click.pass_context
+    def upgrade(ctx: click.Context) -> None:
+        """Apply every migration the database lacks."""
+        config = config_of(ctx)
+
+        async def work() -> None:
+            db = Database(config.database_url)
+            try:
+                await migrate.upgrade(db)
+            finally:
+                await db.dispose()
+
+        run(work())
+        click.echo(f"database up to date: {config.database_url}")

@@ -1,0 +1,132 @@
+"""`mailflow tickets` (lists) and `mailflow ticket show` (one ticket's whole record)."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+
+from mailflow.cli.common import Config, config_of, database, run
+from mailflow.cli.output import FORMATS, render
+from mailflow.db.models import History, InboundMessage, Message, OutboxMessage, Ticket
+from mailflow.tickets import views
+
+COLUMNS = ("number", "type", "status", "priority", "subject", "customer", "assignee", "updated")
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("tickets")
+    @click.option(
+        "--view", "view", type=click.Choice(sorted(views.VIEWS)), default="open", show_default=True
+    )
+    @click.option("--type", "ticket_type", help="Only tickets of this type.")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+    @click.pass_context
+    def tickets(
+        ctx: click.Context, view: str, ticket_type: str | None, fmt: str, limit: int | None
+    ) -> None:
+        """List tickets in a view."""
+        config = config_of(ctx)
+
+        async def work() -> list[views.TicketRow]:
+            async with database(config) as db, db.transaction() as session:
+                return await views.rows(session, config, view, ticket_type=ticket_type, limit=limit)
+
+        click.echo(render(run(work()), fmt, COLUMNS))
+
+    @cli.group("ticket")
+    def ticket_group() -> None:
+        """One ticket."""
+
+    @ticket_group.command("show")
+    @click.argument("number", type=int)
+    @click.pass_context
+    def show(ctx: click.Context, number: int) -> None:
+        """The ticket's conversation, the mail sent about it, and its history."""
+        config = config_of(ctx)
+        text = run(_show(config, number))
+        if text is None:
+            raise click.ClickException(f"no ticket {number}")
+        click.echo(text)
+
+
+async def _show(config: Config, number: int) -> str | None:
+    async with database(config) as db, db.transaction() as session:
+        ticket = await session.get(Ticket, number)
+        if ticket is None:
+            return None
+        messages = (
+            await session.scalars(
+                select(Message).where(Message.ticket_id == number).order_by(Message.id)
+            )
+        ).all()
+        sent = (
+            await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.ticket_id == number)
+                .order_by(OutboxMessage.id)
+            )
+        ).all()
+        history = (
+            await session.scalars(
+                select(History).where(History.ticket_id == number).order_by(History.id)
+            )
+        ).all()
+        inbound = {
+            row.id: row
+            for row in (
+                await session.scalars(
+                    select(InboundMessage).where(InboundMessage.ticket_id == number)
+                )
+            ).all()
+        }
+        lines = _header(ticket)
+        lines += ["", "Conversation"]
+        for message in messages:
+            lines += _message(message, inbound.get(message.inbound_id or -1))
+        lines += ["", "Mail sent"]
+        for row in sent:
+            error = f" ({row.last_error})" if row.last_error and row.state != "sent" else ""
+            lines.append(
+                f"  {_time(row.created_at)}  #{row.id} {row.purpose} → "
+                f"{', '.join(row.rcpt_tos)}: {row.state.value}{error}"
+            )
+        lines += ["", "History"]
+        for entry in history:
+            details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
+            lines.append(
+                f"  {_time(entry.at)}  {entry.actor_kind.value:<10} {entry.actor:<30} "
+                f"{entry.action}  {details}".rstrip()
+            )
+        return "\n".join(lines)
+
+
+def _time(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value)
+
+
+def _header(ticket: Ticket) -> list[str]:
+    assignee = f"{ticket.assignee.name} <{ticket.assignee.email}>" if ticket.assignee else "nobody"
+    return [
+        f"Ticket #{ticket.id}: {ticket.subject}",
+        f"  type {ticket.type} · status {ticket.status} · priority {ticket.priority}",
+        f"  customer {ticket.customer.name} <{ticket.customer.email}> · assigned to {assignee}",
+        f"  opened {_time(ticket.created_at)} · updated {_time(ticket.updated_at)}",
+    ]
+
+
+def _message(message: Message, inbound: InboundMessage | None) -> list[str]:
+    visibility = "" if message.public else " (internal)"
+    lines = [
+        f"  --- {_time(message.created_at)}  {message.author_kind.value} "
+        f"{message.from_name} <{message.from_address}>{visibility}",
+    ]
+    lines += [f"  {line}" for line in message.text.splitlines() or [""]]
+    for attachment in message.attachments:
+        lines.append(
+            f"  [attachment] {attachment.filename} ({attachment.content_type}, "
+            f"{attachment.size} bytes)"
+        )
+    if inbound is not None:
+        lines += [f"  [decided] {decision}" for decision in inbound.decisions]
+    return lines

@@ -1,0 +1,309 @@
+"""The one TOML configuration file, validated before anything starts."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mailflow.mail.addresses import is_valid_address, normalise
+
+CONFIG_ENV = "MAILFLOW_CONFIG"
+
+_UNITS_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS_BYTES = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024**2, "m": 1024**2, "gb": 1024**3}
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix: names the file, the key and what is wrong."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        super().__init__(file, key, problem)
+        self.file, self.key, self.problem = file, key, problem
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{where}: {self.problem}"
+
+
+def _parse_duration(value: object) -> object:
+    """Accept 90, "90s", "5m", "2h", "1d" (seconds when no unit)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 90s, 5m, 2h or 1d")
+        number, unit = match.groups()
+        return timedelta(seconds=float(number) * _UNITS_SECONDS[unit or "s"])
+    return value
+
+
+def _parse_size(value: object) -> object:
+    """Accept 1048576, "512KB", "25MB", "1GB"."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+        if not match or match.group(2).lower() not in _UNITS_BYTES:
+            raise ValueError(f"{value!r} is not a size such as 512KB or 25MB")
+        return int(match.group(1)) * _UNITS_BYTES[match.group(2).lower()]
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Size = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstanceConfig(Section):
+    name: str = "mailflow"
+    # Domain of the Message-IDs we generate; defaults to the first ticket address's domain.
+    domain: str | None = None
+
+
+class DatabaseConfig(Section):
+    url: str = "sqlite+aiosqlite:///var/mailflow.db"
+    auto_migrate: bool = True
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql:// (postgresql+asyncpg://)"
+            )
+        return url
+
+
+class SmtpConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 2525
+    hostname: str = "localhost"
+    max_message_size: Size = 25 * 1024 * 1024
+    timeout: Duration = timedelta(minutes=5)
+
+
+class WebConfig(Section):
+    """Reserved for the approval pages and help centre; not started yet."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8025
+    base_url: str = "http://127.0.0.1:8025"
+
+
+class RelayConfig(Section):
+    host: str
+    port: Port = 25
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    timeout: Duration = timedelta(seconds=60)
+    validate_certs: bool = True
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RelayConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        return self
+
+
+class OutboxConfig(Section):
+    # Used when no relay is configured: every outgoing mail becomes a file here.
+    maildir: Path = Path("var/sent")
+    relay: RelayConfig | None = None
+    concurrency: int = Field(default=4, ge=1, le=64)
+    poll_interval: Duration = timedelta(seconds=5)
+    retry_initial: Duration = timedelta(minutes=1)
+    retry_max: Duration = timedelta(hours=1)
+    give_up_after: Duration = timedelta(days=2)
+    lease: Duration = timedelta(minutes=5)
+
+
+class TicketTypeConfig(Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    addresses: list[str] = Field(min_length=1)
+    display_name: str | None = None
+    statuses: list[str] = Field(min_length=1)
+    closed: list[str] = []
+    default_status: str
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses_valid(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            if not is_valid_address(address) or "+" in address.partition("@")[0]:
+                raise ValueError(f"{address!r} is not a plain address such as support@example.com")
+        return [normalise(a) for a in addresses]
+
+    @model_validator(mode="after")
+    def _statuses_consistent(self) -> TicketTypeConfig:
+        if self.default_status not in self.statuses:
+            raise ValueError(
+                f"default_status {self.default_status!r} is not one of the statuses {self.statuses}"
+            )
+        unknown = [s for s in self.closed if s not in self.statuses]
+        if unknown:
+            raise ValueError(f"closed names {unknown}, which are not among the statuses")
+        if len(set(self.statuses)) != len(self.statuses):
+            raise ValueError("statuses repeat a name")
+        return self
+
+
+class RulesConfig(Section):
+    # Directory of *.yaml rule files; the shipped rules/ when unset.
+    dir: Path | None = None
+    # A second directory whose rules run after those of `dir`.
+    extra_dir: Path | None = None
+    max_depth: int = Field(default=5, ge=1, le=50)
+
+
+class TemplatesConfig(Section):
+    # Searched before the shipped templates/, so a file here overrides the one shipped.
+    dir: Path | None = None
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+def _default_types() -> list[TicketTypeConfig]:
+    return [
+        TicketTypeConfig(
+            name="ticket",
+            addresses=["support@example.com"],
+            statuses=["open", "agent waiting", "customer waiting", "resolved", "closed"],
+            closed=["resolved", "closed"],
+            default_status="open",
+        ),
+        TicketTypeConfig(
+            name="suggestion",
+            addresses=["suggestion@example.com"],
+            statuses=["new", "under review", "accepted", "rejected", "done"],
+            closed=["rejected", "done"],
+            default_status="new",
+        ),
+    ]
+
+
+class Config(Section):
+    instance: InstanceConfig = InstanceConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    web: WebConfig = WebConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    rules: RulesConfig = RulesConfig()
+    templates: TemplatesConfig = TemplatesConfig()
+    log: LogConfig = LogConfig()
+    types: list[TicketTypeConfig] = Field(default_factory=_default_types, min_length=1)
+    # Where relative paths point: the config file's directory, or the working directory.
+    base_dir: Path = Path()
+    source: str = "(built-in defaults)"
+
+    @model_validator(mode="after")
+    def _types_distinct(self) -> Config:
+        names = [t.name for t in self.types]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ticket type names repeat: {names}")
+        seen: dict[str, str] = {}
+        for ticket_type in self.types:
+            for address in ticket_type.addresses:
+                if address in seen:
+                    raise ValueError(
+                        f"{address} belongs to both {seen[address]!r} and {ticket_type.name!r}"
+                    )
+                seen[address] = ticket_type.name
+        return self
+
+    def path(self, value: Path) -> Path:
+        """Resolve a configured path against the config file's directory."""
+        return value if value.is_absolute() else self.base_dir / value
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            relative = url.removeprefix(prefix)
+            if relative and relative != ":memory:":
+                return prefix + str(self.path(Path(relative)))
+        return url
+
+    @property
+    def message_id_domain(self) -> str:
+        return self.instance.domain or self.types[0].addresses[0].partition("@")[2]
+
+    def ticket_type(self, name: str) -> TicketTypeConfig:
+        for ticket_type in self.types:
+            if ticket_type.name == name:
+                return ticket_type
+        raise KeyError(name)
+
+
+def _key_path(location: Sequence[int | str]) -> str:
+    key = ""
+    for part in location:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else part)
+    return key
+
+
+def _describe(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return "is required"
+    return message
+
+
+def from_mapping(data: dict[str, Any], source: str, base_dir: Path) -> Config:
+    """Validate parsed TOML; the first problem becomes a ConfigError."""
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir, "source": source})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(source, _key_path(first["loc"]), _describe(dict(first))) from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load the file named by --config or MAILFLOW_CONFIG, or the built-in defaults."""
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is None:
+        return from_mapping({}, "(built-in defaults)", Path.cwd())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"is not valid TOML: {exc}") from None
+    for key in ("base_dir", "source"):
+        if key in data:
+            raise ConfigError(str(path), key, "unknown key")
+    return from_mapping(data, str(path), path.resolve().parent)

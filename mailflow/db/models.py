@@ -1,0 +1,265 @@
+"""SQLAlchemy models: tickets and their conversation, people, inbound mail, the outbox."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=24,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class ActorKind(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    AUTOMATION = "automation"
+    SYSTEM = "system"
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class InboundState(enum.StrEnum):
+    PROCESSED = "processed"
+    QUARANTINED = "quarantined"
+    STORED_ONLY = "stored_only"
+    DISCARDED = "discarded"
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Ticket types whose unassigned tickets this agent hears about; empty means all.
+    types: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+
+    def serves(self, type_name: str) -> bool:
+        return not self.types or type_name in self.types
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status", "status"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_type_status", "type", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    priority: Mapped[str] = mapped_column(String(32), default="normal")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+    assignee: Mapped[Agent | None] = relationship(lazy="joined")
+
+    @property
+    def number(self) -> int:
+        return self.id
+
+
+class InboundMessage(Base):
+    """Every message as it arrived, stored before anything else happens to it."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_state", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(16))
+    mail_from: Mapped[str] = mapped_column(String(320), default="")
+    rcpt_tos: Mapped[list[str]] = mapped_column(default=list)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[InboundState] = mapped_column(_enum(InboundState))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    # How the pipeline decided: one line per step, for `inbound show` and `ticket show`.
+    decisions: Mapped[list[str]] = mapped_column(default=list)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+
+
+class Message(Base):
+    """One message of a ticket's conversation."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    author_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    from_address: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    # The new text only; `full_text` keeps quotes and signature as received.
+    text: Mapped[str] = mapped_column(Text, default="")
+    full_text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    attachments: Mapped[list[Attachment]] = relationship(lazy="selectin", order_by="Attachment.id")
+
+
+class Blob(Base):
+    """Attachment content, stored once per SHA-256."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class MessageRef(Base):
+    """Message-IDs that belong to a ticket, ours and theirs, for threading replies."""
+
+    __tablename__ = "message_refs"
+    __table_args__ = (UniqueConstraint("message_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[datetime]
+
+
+class History(Base):
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    actor_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxMessage(Base):
+    """A mail to send, written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    created_at: Mapped[datetime]
+    purpose: Mapped[str] = mapped_column(String(64))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_tos: Mapped[list[str]] = mapped_column()
+    message_id: Mapped[str] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None]

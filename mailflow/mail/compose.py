@@ -1,0 +1,87 @@
+"""The one way to build outgoing mail: safe headers, threading, text with an HTML alternative."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailflow.mail.addresses import Mailbox
+from mailflow.mail.parse import ParsedAttachment
+
+_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]+")
+MAX_REFERENCES = 20
+
+
+class AutoSubmitted:
+    """RFC 3834 §5 values."""
+
+    AUTO_REPLIED = "auto-replied"
+    AUTO_GENERATED = "auto-generated"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    sender: Mailbox
+    to: tuple[Mailbox, ...]
+    subject: str
+    text: str
+    message_id: str
+    date: datetime
+    html: str | None = None
+    reply_to: Mailbox | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    auto_submitted: str | None = AutoSubmitted.AUTO_GENERATED
+    attachments: tuple[ParsedAttachment, ...] = ()
+
+
+def new_message_id(domain: str) -> str:
+    return f"{uuid.uuid4().hex}@{domain}"
+
+
+def header_safe(value: str) -> str:
+    """A header value with every line break and NUL removed, so nothing can inject a header."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
+def _address(mailbox: Mailbox) -> Address:
+    return Address(display_name=header_safe(mailbox.name), addr_spec=mailbox.address)
+
+
+def compose(out: Outgoing) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = _address(out.sender)
+    message["To"] = [_address(m) for m in out.to]
+    if out.reply_to:
+        message["Reply-To"] = _address(out.reply_to)
+    message["Subject"] = header_safe(out.subject)
+    message["Date"] = format_datetime(out.date)
+    message["Message-ID"] = f"<{out.message_id}>"
+    if out.in_reply_to:
+        message["In-Reply-To"] = f"<{header_safe(out.in_reply_to)}>"
+    references = [header_safe(r) for r in out.references[-MAX_REFERENCES:]]
+    if references:
+        message["References"] = " ".join(f"<{r}>" for r in references)
+    if out.auto_submitted:
+        message["Auto-Submitted"] = out.auto_submitted
+        # Asks Exchange and Outlook not to answer with out-of-office or read receipts.
+        message["X-Auto-Response-Suppress"] = "All"
+    message.set_content(out.text)
+    if out.html:
+        message.add_alternative(out.html, subtype="html")
+    for part in message.iter_parts():
+        del part["MIME-Version"]  # the email package repeats it on alternatives; once is right
+    for attachment in out.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=header_safe(attachment.filename),
+        )
+    return message

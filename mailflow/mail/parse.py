@@ -1,0 +1,262 @@
+"""Raw bytes → ParsedMessage. Pure, and never raises: problems become defects."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.utils import parsedate_to_datetime
+
+from inscriptis import get_text
+
+from mailflow.mail.addresses import Mailbox, parse_mailbox, parse_mailboxes
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+# Charsets that lie: us-ascii and latin-1 labels are routinely put on UTF-8 or windows-1252 text.
+_FALLBACKS = ("utf-8", "cp1252")
+_SUPERSETS = {"us-ascii": "utf-8", "ascii": "utf-8", "iso-8859-1": "cp1252", "latin-1": "cp1252"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+    content_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    subject: str = ""
+    sender: Mailbox | None = None
+    reply_to: tuple[Mailbox, ...] = ()
+    to: tuple[Mailbox, ...] = ()
+    cc: tuple[Mailbox, ...] = ()
+    message_id: str | None = None
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    text: str = ""
+    html: str | None = None
+    attachments: tuple[ParsedAttachment, ...] = ()
+    # Lower-cased header name → values, for the hygiene checks.
+    headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    defects: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """Message-IDs this message answers, nearest first."""
+        seen: dict[str, None] = {}
+        for mid in (*self.in_reply_to, *reversed(self.references)):
+            seen.setdefault(mid, None)
+        return tuple(seen)
+
+
+def message_ids(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    found = _MSGID.findall(value)
+    return tuple(found) if found else tuple(value.split()[:1])
+
+
+def decode_text(payload: bytes, charset: str | None) -> tuple[str, str | None]:
+    """Decode with the declared charset, else the likely real one; return text and a defect."""
+    declared = (charset or "us-ascii").lower()
+    candidates = [_SUPERSETS.get(declared, declared), *_FALLBACKS]
+    for candidate in candidates:
+        try:
+            text = payload.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+        mislabelled = candidate != candidates[0]
+        return text, (
+            f"charset {declared} did not fit; read as {candidate}" if mislabelled else None
+        )
+    return payload.decode("latin-1"), f"charset {declared} did not fit; read as latin-1"
+
+
+def html_to_text(html: str) -> str:
+    try:
+        return str(get_text(html)).strip()
+    except Exception:  # inscriptis/lxml on hostile markup: fall back on stripping tags
+        return re.sub(r"<[^>]+>", " ", html).strip()
+
+
+class _Collector:
+    """Walks the MIME tree once, sorting parts into bodies and attachments."""
+
+    def __init__(self) -> None:
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[ParsedAttachment] = []
+        self.defects: list[str] = []
+
+    def walk(self, part: Message) -> None:
+        if part.is_multipart():
+            payload = part.get_payload()
+            children = (
+                [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+            )
+            if part.get_content_type() == "multipart/alternative":
+                self._alternative(children)
+            else:
+                for child in children:
+                    self.walk(child)
+            return
+        self._leaf(part)
+
+    def _alternative(self, children: list[Message]) -> None:
+        plain = [c for c in children if c.get_content_type() == "text/plain"]
+        others = [c for c in children if c.get_content_type() != "text/plain"]
+        for child in others:
+            self.walk(child)
+        if plain:
+            self.walk(plain[-1])
+
+    def _leaf(self, part: Message) -> None:
+        content_type = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        filename = _filename(part)
+        if content_type == "message/rfc822" or disposition == "attachment" or filename:
+            self._attachment(part, content_type, filename or _default_name(content_type))
+        elif content_type == "text/plain":
+            self.plain.append(self._text(part))
+        elif content_type == "text/html":
+            self.html.append(self._text(part))
+        elif content_type.startswith("text/"):
+            self.plain.append(self._text(part))
+        else:
+            self._attachment(part, content_type, _default_name(content_type))
+
+    def _text(self, part: Message) -> str:
+        payload = _payload(part)
+        text, defect = decode_text(payload, part.get_content_charset())
+        if defect:
+            self.defects.append(defect)
+        return text
+
+    def _attachment(self, part: Message, content_type: str, filename: str) -> None:
+        if content_type == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                data = inner[0].as_bytes(policy=policy.compat32)
+            else:
+                data = _payload(part)
+        else:
+            data = _payload(part)
+        content_id = part.get("Content-ID")
+        self.attachments.append(
+            ParsedAttachment(
+                filename=filename,
+                content_type=content_type,
+                data=data,
+                inline=(part.get_content_disposition() or "") == "inline",
+                content_id=str(content_id).strip().strip("<>") if content_id else None,
+            )
+        )
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        return None
+    return str(name) if name else None
+
+
+def _default_name(content_type: str) -> str:
+    if content_type == "message/rfc822":
+        return "forwarded-message.eml"
+    main, _, sub = content_type.partition("/")
+    return f"{main or 'attachment'}.{sub or 'bin'}"
+
+
+def _header_values(message: Message) -> dict[str, tuple[str, ...]]:
+    headers: dict[str, list[str]] = {}
+    for name in message:
+        if name.lower() in headers:
+            continue
+        headers[name.lower()] = [_clean(v) for v in _safe_all(message, name)]
+    return {name: tuple(values) for name, values in headers.items()}
+
+
+def _safe_all(message: Message, name: str) -> list[str]:
+    try:
+        return [str(v) for v in message.get_all(name, [])]
+    except Exception:  # a header the modern policy cannot parse: keep its raw text
+        return [str(v) for _, v in message.raw_items() if _.lower() == name.lower()]
+
+
+def _clean(value: str) -> str:
+    return re.sub(r"\s+", " ", value).strip()
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Parse a message as received; whatever is wrong with it is recorded in `defects`."""
+    try:
+        return _parse(raw)
+    except Exception as exc:  # the stdlib parser has corner cases; never let one escape
+        text, _ = decode_text(raw, "utf-8")
+        return ParsedMessage(text=text, defects=(f"unparseable message: {exc!r}",))
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+    headers = _header_values(message)
+
+    def first(name: str) -> str | None:
+        values = headers.get(name)
+        return values[0] if values else None
+
+    collector = _Collector()
+    collector.walk(message)
+    html = "\n".join(collector.html) if collector.html else None
+    text = "\n".join(collector.plain).strip()
+    if not text and html:
+        text = html_to_text(html)
+    defects = [type(d).__name__ for d in message.defects] + collector.defects
+    message_id = message_ids(first("message-id"))
+    return ParsedMessage(
+        subject=first("subject") or "",
+        sender=parse_mailbox(first("from")),
+        reply_to=tuple(parse_mailboxes(list(headers.get("reply-to", ())))),
+        to=tuple(parse_mailboxes(list(headers.get("to", ())))),
+        cc=tuple(parse_mailboxes(list(headers.get("cc", ())))),
+        message_id=message_id[0] if message_id else None,
+        in_reply_to=message_ids(first("in-reply-to")),
+        references=message_ids(" ".join(headers.get("references", ()))),
+        date=_date(first("date")),
+        text=text,
+        html=html,
+        attachments=tuple(collector.attachments),
+        headers=headers,
+        defects=tuple(defects),
+    )

@@ -1,0 +1,116 @@
+"""The sender task: claim due rows, hand them to the transport, record how it went."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from mailflow.app import App
+from mailflow.db.models import Ticket
+from mailflow.outbox.queue import Claimed, backoff, claim_due, mark_failed, mark_retry, mark_sent
+from mailflow.outbox.transports import PermanentFailure, TemporaryFailure, Transport
+from mailflow.tickets import ops
+from mailflow.tickets.events import DeliveryFailed
+
+log = structlog.get_logger(__name__)
+
+
+class Sender:
+    def __init__(self, app: App, transport: Transport) -> None:
+        self.app = app
+        self.transport = transport
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="outbox-sender")
+
+    async def stop(self) -> None:
+        """Finish the deliveries under way, then return; pending rows wait for the next start."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _loop(self) -> None:
+        interval = self.app.config.outbox.poll_interval.total_seconds()
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:  # the edge: a database hiccup must not end the sender
+                log.exception("outbox.cycle_failed")
+                claimed = 0
+            if claimed and not self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    async def run_once(self) -> int:
+        """One batch: claim up to `concurrency` due rows and deliver them side by side."""
+        outbox = self.app.config.outbox
+        claimed = await claim_due(
+            self.app.db, self.app.clock.now(), outbox.lease, outbox.concurrency
+        )
+        await asyncio.gather(*(self._deliver(mail) for mail in claimed))
+        return len(claimed)
+
+    async def _deliver(self, mail: Claimed) -> None:
+        try:
+            note = await self.transport.send(mail)
+        except PermanentFailure as exc:
+            await self._failed(mail, str(exc))
+        except TemporaryFailure as exc:
+            await self._retry(mail, str(exc))
+        except Exception as exc:  # the edge: an unexpected transport error is retried
+            log.exception("outbox.transport_error", outbox=mail.id, ticket=mail.ticket_id)
+            await self._retry(mail, f"{type(exc).__name__}: {exc}")
+        else:
+            async with self.app.db.transaction() as session:
+                await mark_sent(session, mail, self.app.clock.now(), note)
+            log.info("outbox.sent", outbox=mail.id, ticket=mail.ticket_id, to=list(mail.rcpt_tos))
+
+    async def _retry(self, mail: Claimed, error: str) -> None:
+        outbox = self.app.config.outbox
+        now = self.app.clock.now()
+        next_at = now + backoff(mail.attempts, outbox.retry_initial, outbox.retry_max)
+        if next_at - mail.created_at > outbox.give_up_after:
+            await self._failed(mail, f"gave up after {mail.attempts} attempts: {error}")
+            return
+        async with self.app.db.transaction() as session:
+            await mark_retry(session, mail, error, next_at)
+        log.warning(
+            "outbox.retry",
+            outbox=mail.id,
+            ticket=mail.ticket_id,
+            error=error,
+            attempts=mail.attempts,
+            next_attempt=next_at.isoformat(),
+        )
+
+    async def _failed(self, mail: Claimed, error: str) -> None:
+        now = self.app.clock.now()
+        async with self.app.db.transaction() as session:
+            await mark_failed(session, mail, error)
+            ticket = await session.get(Ticket, mail.ticket_id) if mail.ticket_id else None
+            if ticket is not None:
+                ops.record(
+                    session,
+                    ticket,
+                    ops.Actor.system("outbox"),
+                    "delivery_failed",
+                    now,
+                    outbox=mail.id,
+                    to=list(mail.rcpt_tos),
+                    error=error,
+                )
+                event = DeliveryFailed(ticket_id=ticket.id, outbox_id=mail.id, diagnostic=error)
+                await self.app.engine.run(session, [event], now)
+        log.error("outbox.failed", outbox=mail.id, ticket=mail.ticket_id, error=error)
+        self.wake()

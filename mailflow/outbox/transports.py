@@ -1,0 +1,108 @@
+"""How outgoing mail leaves: an SMTP relay, or a local maildir when none is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from mailflow.config import Config, ConfigError, RelayConfig
+from mailflow.outbox.queue import Claimed
+
+
+class TemporaryFailure(Exception):
+    """Try again later (4xx, connection trouble)."""
+
+
+class PermanentFailure(Exception):
+    """Do not try again (5xx)."""
+
+
+class Transport(Protocol):
+    async def send(self, mail: Claimed) -> str:
+        """Deliver one message; return a note for the record, or raise one of the failures."""
+        ...
+
+
+class MaildirTransport:
+    """Writes each message once into `new/` (tmp → rename, as the maildir format asks)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _deliver(self, mail: Claimed) -> str:
+        for sub in ("tmp", "new", "cur"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        # Named after the outbox row, so a retry after a crash cannot write it twice.
+        name = f"mailflow-{mail.id}.{socket.gethostname().replace('/', '_')}"
+        final = self.directory / "new" / name
+        if final.exists() or any((self.directory / "cur").glob(f"{name}*")):
+            return f"already in {final.parent}"
+        temporary = self.directory / "tmp" / name
+        with temporary.open("wb") as handle:
+            handle.write(mail.raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.rename(final)
+        return f"written to {final}"
+
+    async def send(self, mail: Claimed) -> str:
+        try:
+            return await asyncio.to_thread(self._deliver, mail)
+        except OSError as exc:
+            raise TemporaryFailure(f"maildir {self.directory}: {exc}") from exc
+
+
+class SmtpRelay:
+    def __init__(self, relay: RelayConfig, password: str | None) -> None:
+        self.relay = relay
+        self.password = password
+
+    async def send(self, mail: Claimed) -> str:
+        relay = self.relay
+        try:
+            errors, response = await aiosmtplib.send(
+                mail.raw,
+                sender=mail.mail_from,
+                recipients=list(mail.rcpt_tos),
+                hostname=relay.host,
+                port=relay.port,
+                use_tls=relay.security == "tls",
+                start_tls=relay.security == "starttls",
+                username=relay.username,
+                password=self.password,
+                timeout=relay.timeout.total_seconds(),
+                validate_certs=relay.validate_certs,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise _by_code(min(r.code for r in exc.recipients), str(exc)) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _by_code(exc.code, f"{exc.code} {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+            raise TemporaryFailure(f"{relay.host}:{relay.port}: {exc}") from exc
+        refused = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in errors.items())
+        return f"{response}" + (f" (refused: {refused})" if refused else "")
+
+
+def _by_code(code: int, text: str) -> Exception:
+    return PermanentFailure(text) if 500 <= code < 600 else TemporaryFailure(text)
+
+
+def transport_for(config: Config) -> Transport:
+    relay = config.outbox.relay
+    if relay is None:
+        return MaildirTransport(config.path(config.outbox.maildir))
+    password = relay.password
+    if relay.password_file is not None:
+        try:
+            password = config.path(relay.password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                config.source, "outbox.relay.password_file", f"cannot be read: {exc}"
+            ) from None
+    return SmtpRelay(relay, password)

@@ -1,0 +1,65 @@
+"""What happened to a ticket: the values that rules trigger on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    trigger: ClassVar[str]
+    ticket_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCreated(Event):
+    trigger: ClassVar[str] = "ticket_created"
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerReplied(Event):
+    trigger: ClassVar[str] = "customer_replied"
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplied(Event):
+    trigger: ClassVar[str] = "agent_replied"
+    message_id: int
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged(Event):
+    trigger: ClassVar[str] = "status_changed"
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assigned(Event):
+    trigger: ClassVar[str] = "assigned"
+    old_agent_id: int | None
+    new_agent_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed(Event):
+    trigger: ClassVar[str] = "delivery_failed"
+    outbox_id: int
+    diagnostic: str
+
+
+TRIGGERS: dict[str, type[Event]] = {
+    cls.trigger: cls
+    for cls in (
+        TicketCreated,
+        CustomerReplied,
+        AgentReplied,
+        StatusChanged,
+        Assigned,
+        DeliveryFailed,
+    )
+}

@@ -1,0 +1,141 @@
+"""A ticket's conversation: storing messages, their attachments and their Message-IDs."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.db.models import ActorKind, Attachment, Blob, Direction, Message, MessageRef, Ticket
+from mailflow.db.upsert import insert_or_ignore
+from mailflow.mail.parse import ParsedAttachment, ParsedMessage
+from mailflow.mail.quotes import split_reply
+from mailflow.tickets.ops import Actor, record
+
+
+async def add_ref(session: AsyncSession, ticket_id: int, message_id: str, now: datetime) -> None:
+    """Remember that `message_id` belongs to the ticket, so that replies to it thread."""
+    await insert_or_ignore(
+        session,
+        MessageRef,
+        ["message_id", "ticket_id"],
+        message_id=message_id,
+        ticket_id=ticket_id,
+        created_at=now,
+    )
+
+
+async def tickets_referenced(session: AsyncSession, message_ids: tuple[str, ...]) -> list[int]:
+    """Tickets owning any of these Message-IDs, in the order the IDs were given."""
+    if not message_ids:
+        return []
+    rows = await session.execute(
+        select(MessageRef.message_id, MessageRef.ticket_id).where(
+            MessageRef.message_id.in_(message_ids)
+        )
+    )
+    owner = {mid: ticket_id for mid, ticket_id in rows}
+    return [owner[mid] for mid in message_ids if mid in owner]
+
+
+async def root_ref(session: AsyncSession, ticket_id: int) -> str | None:
+    """The first Message-ID of a ticket, which every later mail names in References."""
+    return await session.scalar(
+        select(MessageRef.message_id)
+        .where(MessageRef.ticket_id == ticket_id)
+        .order_by(MessageRef.id)
+        .limit(1)
+    )
+
+
+async def store_attachment(
+    session: AsyncSession, message: Message, attachment: ParsedAttachment
+) -> None:
+    digest = hashlib.sha256(attachment.data).hexdigest()
+    await insert_or_ignore(
+        session, Blob, ["sha256"], sha256=digest, size=len(attachment.data), data=attachment.data
+    )
+    message.attachments.append(
+        Attachment(
+            filename=attachment.filename,
+            content_type=attachment.content_type,
+            size=len(attachment.data),
+            sha256=digest,
+            inline=attachment.inline,
+            content_id=attachment.content_id,
+        )
+    )
+
+
+async def add_incoming(
+    session: AsyncSession,
+    ticket: Ticket,
+    parsed: ParsedMessage,
+    *,
+    inbound_id: int,
+    actor: Actor,
+    customer_id: int | None,
+    now: datetime,
+    public: bool = True,
+) -> Message:
+    """Store a received message on a ticket: new text, full text, HTML and attachments."""
+    assert parsed.sender is not None
+    reply = split_reply(parsed.text)
+    message = Message(
+        ticket_id=ticket.id,
+        inbound_id=inbound_id,
+        direction=Direction.IN,
+        author_kind=actor.kind,
+        customer_id=customer_id,
+        agent_id=actor.agent_id,
+        public=public,
+        from_address=parsed.sender.address,
+        from_name=parsed.sender.name,
+        subject=parsed.subject,
+        message_id=parsed.message_id,
+        text=reply.with_signature if actor.kind is ActorKind.AGENT else reply.new,
+        full_text=parsed.text,
+        html=parsed.html,
+        created_at=now,
+        attachments=[],
+    )
+    session.add(message)
+    await session.flush()
+    for attachment in parsed.attachments:
+        await store_attachment(session, message, attachment)
+    if parsed.message_id:
+        await add_ref(session, ticket.id, parsed.message_id, now)
+    ticket.updated_at = now
+    record(
+        session,
+        ticket,
+        actor,
+        "message_added",
+        now,
+        message=message.id,
+        public=public,
+        attachments=len(parsed.attachments),
+    )
+    return message
+
+
+async def attachments_of(session: AsyncSession, message: Message) -> list[ParsedAttachment]:
+    """A stored message's attachments with their content, to pass them on."""
+    rows = await session.execute(
+        select(Attachment, Blob.data)
+        .join(Blob, Blob.sha256 == Attachment.sha256)
+        .where(Attachment.message_id == message.id)
+        .order_by(Attachment.id)
+    )
+    return [
+        ParsedAttachment(
+            filename=attachment.filename,
+            content_type=attachment.content_type,
+            data=data,
+            inline=attachment.inline,
+            content_id=attachment.content_id,
+        )
+        for attachment, data in rows
+    ]

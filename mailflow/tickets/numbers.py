@@ -1,0 +1,38 @@
+"""Ticket numbers as people quote them: the "[#123]" subject tag and the plus-address."""
+
+from __future__ import annotations
+
+import re
+
+_TAG = re.compile(r"\[#(\d{1,12})\]")
+_REPLY_PREFIX = re.compile(
+    r"^\s*((re|aw|sv|antw|odp|r|rif|vs|wg|fw|fwd|tr)\s*(\[\d+\])?\s*:\s*)+", re.I
+)
+
+
+def tag(number: int) -> str:
+    return f"[#{number}]"
+
+
+def find_tag(subject: str) -> int | None:
+    match = _TAG.search(subject)
+    return int(match.group(1)) if match else None
+
+
+def clean_subject(subject: str) -> str:
+    """The subject without reply prefixes or our tag, as stored on the ticket."""
+    without_tag = _TAG.sub("", subject)
+    return re.sub(r"\s+", " ", _REPLY_PREFIX.sub("", without_tag)).strip()
+
+
+def reply_subject(number: int, subject: str) -> str:
+    """ "[#123] Re: <subject>" for any mail we send about a ticket."""
+    base = clean_subject(subject) or "(no subject)"
+    return f"{tag(number)} Re: {base}"
+
+
+def number_from_tag(address_tag: str | None) -> int | None:
+    """The ticket number of a plus-address tag such as "123"."""
+    if address_tag and address_tag.isdigit() and len(address_tag) <= 12:
+        return int(address_tag)
+    return None
