@@ -27,7 +27,7 @@ class App:
         self.mailer = Mailer(config, self.renderer)
         self.engine = Engine(self.rules, config, self.mailer)
         self.addresses = AddressBook(config)
-        self.db = Database(config.database_url, echo=config.database.echo)
+        self.db = Database.from_config(config)
         self._wake_sender: Callable[[], None] = lambda: None
 
     def services(self, session: AsyncSession) -> Services:

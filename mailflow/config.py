@@ -84,6 +84,9 @@ class DatabaseConfig(Section):
     url: str = "sqlite+aiosqlite:///var/mailflow.db"
     auto_migrate: bool = True
     echo: bool = False
+    # SQLite: how long a writer waits for another process's write lock before giving up
+    # (the SMTP client is then told 451, try again later).
+    busy_timeout: Duration = timedelta(seconds=30)
 
     @field_validator("url")
     @classmethod
@@ -244,8 +247,6 @@ class Config(Section):
     @property
     def database_url(self) -> str:
         url = self.database.url
-        if url.startswith("postgresql://"):
-            url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
         prefix = "sqlite+aiosqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/"):
             relative = url.removeprefix(prefix)

@@ -25,6 +25,7 @@ class Daemon:
         self.sender = Sender(app, transport or transport_for(app.config))
         self.smtp: SmtpListener | None = None
         self.smtp_address: tuple[str, int] | None = None
+        self.stopped = False
 
     async def start(self) -> None:
         config = self.app.config
@@ -45,6 +46,9 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop accepting, let messages under way commit, let deliveries under way finish."""
+        if self.stopped:
+            return
+        self.stopped = True
         log.info("daemon.stopping")
         if self.smtp is not None:
             self.smtp.stop_listening()

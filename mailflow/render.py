@@ -13,7 +13,6 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     TemplateError,
-    TemplateNotFound,
     select_autoescape,
 )
 
@@ -45,6 +44,7 @@ class Renderer:
 
     def __init__(self, directories: Sequence[Path]) -> None:
         self.directories = tuple(directories)
+        self._found: dict[tuple[str, str, str | None], str | None] = {}
         self.env = Environment(
             loader=ChoiceLoader([FileSystemLoader(str(d)) for d in directories]),
             undefined=StrictUndefined,
@@ -85,18 +85,29 @@ class Renderer:
         return sorted(names)
 
     def _find(self, name: str, kind: str, type_name: str | None) -> str | None:
+        """The configured directory wins over the shipped one; within one directory the
+        type's own template wins over the general one."""
+        key = (name, kind, type_name)
+        if key not in self._found:
+            self._found[key] = self._search(name, kind, type_name)
+        return self._found[key]
+
+    def _search(self, name: str, kind: str, type_name: str | None) -> str | None:
         candidates = [f"{name}.{kind}.j2"]
         if type_name:
             candidates.insert(0, f"types/{type_name}/{name}.{kind}.j2")
-        for candidate in candidates:
-            try:
-                self.env.get_template(candidate)
-            except TemplateNotFound:
-                continue
-            except TemplateError as exc:
-                raise TemplateProblem(candidate, str(exc)) from None
-            return candidate
+        for directory in self.directories:
+            for candidate in candidates:
+                if (directory / candidate).is_file():
+                    self._compile(candidate)
+                    return candidate
         return None
+
+    def _compile(self, name: str) -> None:
+        try:
+            self.env.get_template(name)
+        except TemplateError as exc:
+            raise TemplateProblem(name, f"{type(exc).__name__}: {exc}") from None
 
     def _render(self, name: str, context: Mapping[str, Any]) -> str:
         try:

@@ -53,7 +53,7 @@ def run(work: Coroutine[Any, Any, T]) -> T:
 @contextlib.asynccontextmanager
 async def database(config: Config) -> AsyncIterator[Database]:
     """The database, brought up to date first when auto_migrate allows it."""
-    db = Database(config.database_url, echo=config.database.echo)
+    db = Database.from_config(config)
     try:
         if config.database.auto_migrate:
             await migrate.upgrade(db)

@@ -21,7 +21,7 @@ def register(cli: click.Group) -> None:
         config = config_of(ctx)
 
         async def work() -> None:
-            db = Database(config.database_url)
+            db = Database.from_config(config)
             try:
                 await migrate.upgrade(db)
             finally:

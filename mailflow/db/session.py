@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from mailflow.config import Config
 
 
 class DatabaseUnavailable(Exception):
@@ -30,17 +30,26 @@ class Database:
     take the write lock at BEGIN (IMMEDIATE), so a read-then-write transaction never fails
     on a stale snapshot; busy_timeout covers other processes."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = make_url(url)
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = 30.0) -> None:
+        self.url = make_url(async_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             options.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, int(busy_timeout * 1000))
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def from_config(cls, config: Config) -> Database:
+        settings = config.database
+        return cls(
+            config.database_url,
+            echo=settings.echo,
+            busy_timeout=settings.busy_timeout.total_seconds(),
+        )
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -73,6 +82,14 @@ class Database:
         await self.engine.dispose()
 
 
+def async_url(url: str) -> str:
+    """postgresql:// means asyncpg here; SQLAlchemy would otherwise pick psycopg."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url.removeprefix(plain)
+    return url
+
+
 def _is_unavailable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(
@@ -89,7 +106,7 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
@@ -98,7 +115,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

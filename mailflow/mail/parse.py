@@ -124,7 +124,11 @@ class _Collector:
         content_type = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         filename = _filename(part)
-        if content_type == "message/rfc822" or disposition == "attachment" or filename:
+        if content_type.startswith("multipart/"):
+            # A multipart whose boundary never appears: its body is all there is; read it.
+            self.defects.append("multipart body without its boundary, read as text")
+            self.plain.append(self._text(part))
+        elif content_type == "message/rfc822" or disposition == "attachment" or filename:
             self._attachment(part, content_type, filename or _default_name(content_type))
         elif content_type == "text/plain":
             self.plain.append(self._text(part))

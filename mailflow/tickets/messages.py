@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.db.models import ActorKind, Attachment, Blob, Direction, Message, MessageRef, Ticket
 from mailflow.db.upsert import insert_or_ignore
+from mailflow.mail.addresses import Mailbox
 from mailflow.mail.parse import ParsedAttachment, ParsedMessage
 from mailflow.mail.quotes import split_reply
 from mailflow.tickets.ops import Actor, record
@@ -74,6 +75,7 @@ async def add_incoming(
     ticket: Ticket,
     parsed: ParsedMessage,
     *,
+    sender: Mailbox,
     inbound_id: int,
     actor: Actor,
     customer_id: int | None,
@@ -81,7 +83,6 @@ async def add_incoming(
     public: bool = True,
 ) -> Message:
     """Store a received message on a ticket: new text, full text, HTML and attachments."""
-    assert parsed.sender is not None
     reply = split_reply(parsed.text)
     message = Message(
         ticket_id=ticket.id,
@@ -91,8 +92,8 @@ async def add_incoming(
         customer_id=customer_id,
         agent_id=actor.agent_id,
         public=public,
-        from_address=parsed.sender.address,
-        from_name=parsed.sender.name,
+        from_address=sender.address,
+        from_name=sender.name,
         subject=parsed.subject,
         message_id=parsed.message_id,
         text=reply.with_signature if actor.kind is ActorKind.AGENT else reply.new,

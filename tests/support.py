@@ -1,0 +1,110 @@
+"""Helpers for tests: building messages and sending them over real SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import Awaitable, Callable
+from email import policy
+from email.message import EmailMessage
+from typing import TypeVar
+
+from sqlalchemy import select
+
+from mailflow.app import App
+from mailflow.db.models import Agent, Ticket
+
+T = TypeVar("T")
+
+
+def build_message(
+    *,
+    sender: str = "Bob Customer <bob@customer.test>",
+    to: str = "support@example.com",
+    subject: str = "Printer is on fire",
+    body: str = "Help, my printer is on fire.\n\nBob",
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    if message_id:
+        message["Message-ID"] = message_id
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    return message
+
+
+async def smtp_send(
+    port: int,
+    message: EmailMessage | bytes,
+    *,
+    mail_from: str = "bob@customer.test",
+    rcpt_tos: list[str] | None = None,
+) -> tuple[int, bytes]:
+    """Send one message with smtplib (in a thread: the daemon shares this loop) and return the
+    server's answer to DATA."""
+
+    def send() -> tuple[int, bytes]:
+        raw = message if isinstance(message, bytes) else message.as_bytes(policy=policy.SMTP)
+        recipients = rcpt_tos or (
+            [str(message["To"])] if isinstance(message, EmailMessage) else ["support@example.com"]
+        )
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.ehlo("client.test")
+            code, reply = client.mail(mail_from)
+            assert code == 250, reply
+            for rcpt in recipients:
+                code, reply = client.rcpt(rcpt)
+                if code != 250:
+                    raise smtplib.SMTPRecipientsRefused({rcpt: (code, reply)})
+            try:
+                return client.data(raw)
+            except smtplib.SMTPDataError as exc:
+                return exc.smtp_code, exc.smtp_error
+
+    return await asyncio.to_thread(send)
+
+
+async def add_agent(
+    app: App, email: str, name: str, *, types: list[str] | None = None, notify: bool = True
+) -> Agent:
+    async with app.db.transaction() as session:
+        agent = Agent(
+            email=email,
+            name=name,
+            types=types or [],
+            notify=notify,
+            active=True,
+            created_at=app.clock.now(),
+        )
+        session.add(agent)
+    return agent
+
+
+async def get_ticket(app: App, number: int) -> Ticket:
+    async with app.db.transaction() as session:
+        ticket = await session.get(Ticket, number)
+        assert ticket is not None, f"no ticket {number}"
+        return ticket
+
+
+async def all_rows(app: App, model: type[T]) -> list[T]:
+    async with app.db.transaction() as session:
+        return list((await session.scalars(select(model).order_by(model.id))).all())  # type: ignore[attr-defined]
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:
+    """Poll `check` until it holds; for effects of background tasks such as the sender."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.02)
