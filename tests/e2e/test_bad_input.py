@@ -4,13 +4,17 @@ accepted is lost."""
 from __future__ import annotations
 
 import smtplib
+import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from mailflow.db.models import InboundMessage, InboundState, Message
-from tests.conftest import PG_URL, RelaySink, StartDaemon
+from mailflow.app import App
+from mailflow.db.models import InboundMessage, InboundState, Message, Ticket
+from mailflow.ingest.inflight import InFlight
+from mailflow.ingest.smtp import SmtpListener
+from tests.conftest import PG_URL, MakeConfig, RelaySink, StartDaemon
 from tests.support import all_rows, build_message, get_ticket, smtp_send
 
 
@@ -100,7 +104,8 @@ async def test_failure_inside_the_pipeline_quarantines_with_the_traceback(
     assert await all_rows(running.app, Message) == [], "the failed transaction left nothing"
     # The daemon goes on: the next message (a type whose template works) gets its ticket.
     assert (await smtp_send(running.port, build_message()))[0] == 250
-    assert (await get_ticket(running.app, 1)).type == "ticket"
+    (ticket,) = await all_rows(running.app, Ticket)
+    assert ticket.type == "ticket"
 
 
 @pytest.mark.skipif(PG_URL is not None, reason="holds SQLite's write lock from outside")
@@ -120,3 +125,21 @@ async def test_database_that_cannot_be_written_answers_451(
         blocker.close()
     assert await all_rows(running.app, InboundMessage) == []
     assert (await smtp_send(running.port, build_message()))[0] == 250
+
+
+async def test_unreachable_database_answers_451(make_config: MakeConfig) -> None:
+    """PostgreSQL down: nothing can be kept, so the client is told to try again later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    config = make_config({"database": {"url": f"postgresql://postgres@127.0.0.1:{dead}/none"}})
+    app = App(config)
+    listener = SmtpListener(app, InFlight())
+    _, port = await listener.start()
+    try:
+        code, reply = await smtp_send(port, build_message())
+    finally:
+        listener.stop_listening()
+        listener.close_connections()
+        await app.close()
+    assert (code, reply) == (451, b"4.3.0 Temporary failure, please try again later")

@@ -129,3 +129,27 @@ async def test_unknown_ticket_number_opens_a_new_ticket(start_daemon: StartDaemo
     (inbound,) = await all_rows(running.app, InboundMessage)
     assert inbound.ticket_id == 1
     assert "thread: subject tag names ticket 77, which does not exist" in inbound.decisions
+
+
+async def test_html_body_and_attachments_are_kept(start_daemon: StartDaemon) -> None:
+    running = await start_daemon()
+    message = build_message(body="plain version")
+    message.make_mixed()
+    message.add_attachment(
+        b"%PDF-1.4 invoice", maintype="application", subtype="pdf", filename="invoice 2026.pdf"
+    )
+    html_only = build_message(subject="HTML only", body="")
+    html_only.set_content(
+        "<html><body><h1>Order</h1><p>It <b>never</b> came.</p></body></html>", subtype="html"
+    )
+    assert (await smtp_send(running.port, message))[0] == 250
+    assert (await smtp_send(running.port, html_only))[0] == 250
+    first, second = await all_rows(running.app, Message)
+    assert first.text == "plain version"
+    assert [(a.filename, a.content_type, a.size) for a in first.attachments] == [
+        ("invoice 2026.pdf", "application/pdf", 16)
+    ]
+    assert second.html is not None
+    assert "<b>never</b>" in second.html
+    assert "Order" in second.text
+    assert "It never came." in second.text
