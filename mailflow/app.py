@@ -15,6 +15,7 @@ from mailflow.outbox.mailer import Mailer
 from mailflow.pipeline.addressbook import AddressBook
 from mailflow.pipeline.intake import Services
 from mailflow.render import Renderer
+from mailflow.tokens import Signer
 
 
 class App:
@@ -24,14 +25,15 @@ class App:
         self.clock: Clock = clock or SystemClock()
         self.renderer = Renderer.from_config(config)
         self.rules: RuleSet = load_rules(config, self.renderer)
-        self.mailer = Mailer(config, self.renderer)
+        self.signer = Signer.from_file(config.path(config.instance.secret_file))
+        self.mailer = Mailer(config, self.renderer, self.signer)
         self.engine = Engine(self.rules, config, self.mailer)
         self.addresses = AddressBook(config)
         self.db = Database.from_config(config)
         self._wake_sender: Callable[[], None] = lambda: None
 
     def services(self, session: AsyncSession) -> Services:
-        return Services(session, self.config, self.mailer, self.addresses)
+        return Services(session, self.config, self.mailer, self.addresses, self.signer)
 
     def on_outbox_change(self, wake: Callable[[], None]) -> None:
         self._wake_sender = wake

@@ -78,6 +78,8 @@ class InstanceConfig(Section):
     name: str = "mailflow"
     # Domain of the Message-IDs we generate; defaults to the first ticket address's domain.
     domain: str | None = None
+    # The key that signs reply addresses; created (mode 0600) on first start.
+    secret_file: Path = Path("var/secret")
 
 
 class DatabaseConfig(Section):
@@ -174,6 +176,22 @@ class TicketTypeConfig(Section):
         return self
 
 
+class HygieneConfig(Section):
+    # At most this many automatic mails (auto-replies, notifications) to one address per
+    # window; agents are exempt. Kept in the database: it holds across restarts and daemons.
+    automatic_mail_limit: int = Field(default=5, ge=1)
+    automatic_mail_window: Duration = timedelta(hours=1)
+    # Attachments larger than this are not extracted (the raw message keeps them).
+    max_attachment_size: Size = 20 * 1024 * 1024
+
+
+class IdentityConfig(Section):
+    # authserv-ids of your own MTA. An agent's mail whose topmost Authentication-Results
+    # from one of them shows dkim=pass or spf=pass aligned with the From domain acts as
+    # the agent even without the signed reply address.
+    trusted_authserv_ids: list[str] = []
+
+
 class RulesConfig(Section):
     # Directory of *.yaml rule files; the shipped rules/ when unset.
     dir: Path | None = None
@@ -217,6 +235,8 @@ class Config(Section):
     smtp: SmtpConfig = SmtpConfig()
     web: WebConfig = WebConfig()
     outbox: OutboxConfig = OutboxConfig()
+    hygiene: HygieneConfig = HygieneConfig()
+    identity: IdentityConfig = IdentityConfig()
     rules: RulesConfig = RulesConfig()
     templates: TemplatesConfig = TemplatesConfig()
     log: LogConfig = LogConfig()

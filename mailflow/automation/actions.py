@@ -15,10 +15,11 @@ from mailflow.config import Config, TicketTypeConfig
 from mailflow.db.models import Agent, Ticket
 from mailflow.mail.addresses import Mailbox, is_valid_address, normalise
 from mailflow.mail.compose import AutoSubmitted
-from mailflow.outbox.mailer import Mailer, TemplateMail
+from mailflow.outbox.mailer import Mailer, Recipient, TemplateMail
 from mailflow.render import Renderer
 from mailflow.tickets import ops
 from mailflow.tickets.events import CustomerReplied, Event, TicketCreated
+from mailflow.tokens import Role
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 
@@ -174,11 +175,12 @@ async def _type_agents(scope: RunScope) -> list[Agent]:
     return [a for a in agents if a.serves(scope.ticket.type)]
 
 
-async def _recipients(scope: RunScope, who: str) -> list[Mailbox]:
+async def _recipients(scope: RunScope, who: str) -> list[Recipient]:
     ticket = scope.ticket
     agents: list[Agent] = []
     if who == "customer":
-        return [ops.mailbox_of(ticket.customer)]
+        customer = ticket.customer
+        return [Recipient(ops.mailbox_of(customer), Role.CUSTOMER, customer.id)]
     if who in ("assignee", "assignee_or_type_agents") and ticket.assignee:
         agents = [ticket.assignee] if ticket.assignee.active and ticket.assignee.notify else []
     elif who in ("type_agents", "assignee_or_type_agents"):
@@ -186,8 +188,8 @@ async def _recipients(scope: RunScope, who: str) -> list[Mailbox]:
     elif who == "replying_agent" and scope.facts.agent:
         agents = [scope.facts.agent]
     elif "@" in who:
-        return [Mailbox("", normalise(who))]
-    return [ops.mailbox_of(a) for a in agents]
+        return [Recipient(Mailbox("", normalise(who)), Role.CUSTOMER)]
+    return [Recipient(ops.mailbox_of(a), Role.AGENT, a.id) for a in agents]
 
 
 def _answers_customer(event: Event, who: str) -> bool:
@@ -215,12 +217,12 @@ def _send(value: Any, load: LoadScope) -> Action:
         message = scope.facts.message
         acting = scope.facts.agent.email if scope.facts.agent else None
         for who in targets:
-            for mailbox in await _recipients(scope, who):
-                if mailbox.address == acting and who != "replying_agent":
+            for recipient in await _recipients(scope, who):
+                if recipient.mailbox.address == acting and who != "replying_agent":
                     continue  # nobody is told about what they did themselves
                 mail = TemplateMail(
                     template=template,
-                    to=mailbox,
+                    to=recipient,
                     purpose=template,
                     actor=scope.actor,
                     message=message,

@@ -10,8 +10,9 @@ from mailflow.app import App
 from mailflow.cli.common import config_of
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
 from mailflow.mail.addresses import Mailbox
-from mailflow.outbox.mailer import TemplateMail
+from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.tickets.ops import Actor
+from mailflow.tokens import Role
 
 _SAMPLE_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -61,7 +62,7 @@ def register(cli: click.Group) -> None:
             for name in app.renderer.template_names():
                 mail = TemplateMail(
                     template=name,
-                    to=Mailbox("Sam", "sam@example.org"),
+                    to=Recipient(Mailbox("Sam", "sam@example.org"), Role.CUSTOMER, 1),
                     purpose="check",
                     actor=Actor.system(),
                     message=sample_message(),

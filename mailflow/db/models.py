@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -148,11 +149,25 @@ class Ticket(Base):
         return self.id
 
 
+_KEPT = "state IN ('processed', 'stored_only')"
+
+
 class InboundMessage(Base):
     """Every message as it arrived, stored before anything else happens to it."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_state", "state"),)
+    __table_args__ = (
+        Index("ix_inbound_state", "state"),
+        # One kept copy per message: a concurrent second delivery fails here and is retried,
+        # then found to be a duplicate.
+        Index(
+            "uq_inbound_dedupe_key",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text(_KEPT),
+            postgresql_where=text(_KEPT),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime]
@@ -168,6 +183,10 @@ class InboundMessage(Base):
     # How the pipeline decided: one line per step, for `inbound show` and `ticket show`.
     decisions: Mapped[list[str]] = mapped_column(default=list)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # "mid:<Message-ID>", or "sha:<hash of sender, date, subject and text>" without one.
+    dedupe_key: Mapped[str | None] = mapped_column(String(1000))
+    # Set when a machine sent it (mailflow.mail.automatic.AutoKind).
+    automatic: Mapped[str | None] = mapped_column(String(24))
 
 
 class Message(Base):
@@ -183,6 +202,8 @@ class Message(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     public: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when a machine sent it: nothing automatic is ever sent back to its sender.
+    automatic: Mapped[str | None] = mapped_column(String(24))
     from_address: Mapped[str] = mapped_column(String(320))
     from_name: Mapped[str] = mapped_column(String(200), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -227,8 +248,38 @@ class MessageRef(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[str] = mapped_column(String(998), index=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     created_at: Mapped[datetime]
+
+
+class ParticipantRole(enum.StrEnum):
+    CUSTOMER = "customer"
+    CC = "cc"
+    AGENT = "agent"
+
+
+class Participant(Base):
+    """Who takes part in a ticket: only they may join it by subject tag or bare plus-address."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    address: Mapped[str] = mapped_column(String(320))
+    role: Mapped[ParticipantRole] = mapped_column(_enum(ParticipantRole))
+    created_at: Mapped[datetime]
+
+
+class AutomaticMail(Base):
+    """Automatic mail sent per address, for the per-address cap that breaks mail loops."""
+
+    __tablename__ = "automatic_mail"
+    __table_args__ = (Index("ix_automatic_mail_address_sent", "address", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    sent_at: Mapped[datetime]
 
 
 class History(Base):
@@ -255,7 +306,7 @@ class OutboxMessage(Base):
     purpose: Mapped[str] = mapped_column(String(64))
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_tos: Mapped[list[str]] = mapped_column()
-    message_id: Mapped[str] = mapped_column(String(998))
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[OutboxState] = mapped_column(_enum(OutboxState))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

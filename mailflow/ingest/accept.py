@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Awaitable, Callable
 
 import structlog
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.app import App
 from mailflow.db.models import InboundMessage, InboundState
 from mailflow.db.session import DatabaseUnavailable
-from mailflow.ingest.envelope import Envelope, Fate, Outcome
+from mailflow.ingest.envelope import Channel, Envelope, Fate, Outcome
 from mailflow.mail.parse import ParsedMessage, parse
 from mailflow.pipeline import process
 from mailflow.pipeline.intake import Intake, Quarantine
@@ -20,18 +22,69 @@ log = structlog.get_logger(__name__)
 
 # Parsing a large message takes milliseconds; above this size it runs off the event loop.
 PARSE_IN_THREAD_ABOVE = 256 * 1024
-# PostgreSQL serialization failure and deadlock: the transaction may simply be run again.
-RETRYABLE_SQLSTATES = {"40001", "40P01"}
+# PostgreSQL serialization failure, deadlock, and a unique violation from a concurrent copy
+# of the same message: running the transaction again settles each of them.
+RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 ATTEMPTS = 3
+
+# Gives the transaction its inbound row: a new one, or a quarantined one being retried.
+RowFactory = Callable[[AsyncSession], Awaitable[InboundMessage]]
 
 
 async def accept(app: App, raw: bytes, envelope: Envelope) -> Outcome:
     """Answer only after the message, and all it caused, is committed (or quarantined)."""
     parsed = await _parse(raw)
-    failure: BaseException
+
+    async def new_row(session: AsyncSession) -> InboundMessage:
+        inbound = _inbound(raw, envelope, parsed)
+        session.add(inbound)
+        await session.flush()
+        return inbound
+
+    result = await _attempts(app, parsed, envelope, new_row)
+    if isinstance(result, Outcome):
+        return result
+    return await _quarantine(app, raw, envelope, parsed, result)
+
+
+async def retry(app: App, inbound_id: int) -> Outcome:
+    """Run a quarantined message through the pipeline again, after a fix."""
+    async with app.db.transaction() as session:
+        stored = await session.get(InboundMessage, inbound_id)
+        if stored is None or stored.state is not InboundState.QUARANTINED:
+            raise LookupError(f"no quarantined inbound message {inbound_id}")
+        raw = stored.raw
+        envelope = Envelope(
+            Channel(stored.channel), stored.mail_from, tuple(stored.rcpt_tos), stored.received_at
+        )
+    parsed = await _parse(raw)
+
+    async def same_row(session: AsyncSession) -> InboundMessage:
+        inbound = await session.get(InboundMessage, inbound_id)
+        assert inbound is not None
+        inbound.state, inbound.reason, inbound.error = InboundState.PROCESSED, "", ""
+        inbound.decisions = []
+        return inbound
+
+    result = await _attempts(app, parsed, envelope, same_row)
+    if isinstance(result, Outcome):
+        return result
+    reason, error = _describe(result)
+    async with app.db.transaction() as session:
+        inbound = await session.get(InboundMessage, inbound_id)
+        assert inbound is not None
+        inbound.reason, inbound.error = reason, error
+    return Outcome(Fate.QUARANTINED, inbound_id=inbound_id, reason=reason)
+
+
+async def _attempts(
+    app: App, parsed: ParsedMessage, envelope: Envelope, row: RowFactory
+) -> Outcome | Exception:
+    """The committed outcome, or the exception that should quarantine the message."""
+    failure: Exception = RuntimeError("no attempt made")
     for _attempt in range(ATTEMPTS):
         try:
-            return await _commit(app, raw, envelope, parsed)
+            return await _commit(app, parsed, envelope, row)
         except DatabaseUnavailable as exc:
             log.error("inbound.deferred", reason=str(exc), message_id=parsed.message_id)
             return Outcome(Fate.DEFERRED, reason=str(exc))
@@ -42,7 +95,7 @@ async def accept(app: App, raw: bytes, envelope: Envelope) -> Outcome:
         except Exception as exc:  # the edge: whatever went wrong, the message is kept
             failure = exc
             break
-    return await _quarantine(app, raw, envelope, parsed, failure)
+    return failure
 
 
 async def _parse(raw: bytes) -> ParsedMessage:
@@ -51,9 +104,7 @@ async def _parse(raw: bytes) -> ParsedMessage:
     return parse(raw)
 
 
-def _inbound(
-    raw: bytes, envelope: Envelope, parsed: ParsedMessage, state: InboundState
-) -> InboundMessage:
+def _inbound(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> InboundMessage:
     return InboundMessage(
         received_at=envelope.received_at,
         channel=envelope.channel.value,
@@ -62,59 +113,69 @@ def _inbound(
         message_id=parsed.message_id,
         size=len(raw),
         raw=raw,
-        state=state,
+        state=InboundState.PROCESSED,
         decisions=[],
     )
 
 
-async def _commit(app: App, raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> Outcome:
+async def _commit(app: App, parsed: ParsedMessage, envelope: Envelope, row: RowFactory) -> Outcome:
     now = app.clock.now()
     async with app.db.transaction() as session:
-        inbound = _inbound(raw, envelope, parsed, InboundState.PROCESSED)
-        session.add(inbound)
-        await session.flush()
+        inbound = await row(session)
         intake = Intake(inbound=inbound, parsed=parsed, envelope=envelope, now=now)
-        await process(app.services(session), intake)
-        await app.engine.run(session, intake.events, now)
-        inbound.ticket_id = intake.ticket.id if intake.ticket else None
+        try:
+            await process(app.services(session), intake)
+            await app.engine.run(session, intake.events, now)
+        except Exception as exc:
+            for decision in intake.decisions:  # what was decided before it failed
+                exc.add_note(f"decided {decision}")
+            raise
         inbound.decisions = intake.decisions
-        ticket_id, inbound_id = inbound.ticket_id, inbound.id
+        inbound.ticket_id = intake.ticket.id if intake.ticket else None
+        ticket_id, inbound_id, state = inbound.ticket_id, inbound.id, inbound.state
+        reason = inbound.reason
     app.wake_sender()
     log.info(
         "inbound.accepted",
         inbound=inbound_id,
         ticket=ticket_id,
+        state=state.value,
         message_id=parsed.message_id,
         channel=envelope.channel.value,
     )
-    return Outcome(Fate.ACCEPTED, inbound_id=inbound_id, ticket_id=ticket_id)
+    return Outcome(Fate.ACCEPTED, inbound_id=inbound_id, ticket_id=ticket_id, reason=reason)
+
+
+def _describe(failure: Exception) -> tuple[str, str]:
+    """The reason a person reads, and the traceback (none for an expected quarantine)."""
+    if isinstance(failure, Quarantine):
+        return str(failure), ""
+    return f"{type(failure).__name__}: {failure}", "".join(traceback.format_exception(failure))
 
 
 async def _quarantine(
-    app: App, raw: bytes, envelope: Envelope, parsed: ParsedMessage, failure: BaseException
+    app: App, raw: bytes, envelope: Envelope, parsed: ParsedMessage, failure: Exception
 ) -> Outcome:
     """Keep a message we could not process, with why; if even that fails, ask for a retry."""
-    expected = isinstance(failure, Quarantine)
-    reason = str(failure) if expected else f"{type(failure).__name__}: {failure}"
+    reason, error = _describe(failure)
     try:
         async with app.db.transaction() as session:
-            inbound = _inbound(raw, envelope, parsed, InboundState.QUARANTINED)
-            inbound.reason = reason
-            inbound.error = "" if expected else "".join(traceback.format_exception(failure))
+            inbound = _inbound(raw, envelope, parsed)
+            inbound.state, inbound.reason, inbound.error = InboundState.QUARANTINED, reason, error
             session.add(inbound)
             await session.flush()
             inbound_id = inbound.id
-    except Exception as exc:
+    except Exception as exc:  # the edge: the database is gone too; the sender must retry
         log.error(
             "inbound.deferred", reason=f"quarantine failed: {exc}", message_id=parsed.message_id
         )
         return Outcome(Fate.DEFERRED, reason=str(exc))
-    log_method = log.warning if expected else log.error
+    log_method = log.warning if not error else log.error
     log_method(
         "inbound.quarantined",
         inbound=inbound_id,
         reason=reason,
         message_id=parsed.message_id,
-        exc_info=None if expected else failure,
+        exc_info=failure if error else None,
     )
     return Outcome(Fate.QUARANTINED, inbound_id=inbound_id, reason=reason)

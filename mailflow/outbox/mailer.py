@@ -1,4 +1,4 @@
-"""Turns "send this template about this ticket to these people" into an outbox row."""
+"""Turns "send this template about this ticket to this person" into an outbox row."""
 
 from __future__ import annotations
 
@@ -7,24 +7,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config, TicketTypeConfig
-from mailflow.db.models import Message, OutboxMessage, Ticket
+from mailflow.db.models import AutomaticMail, Message, OutboxMessage, Ticket
 from mailflow.mail.addresses import Mailbox, with_tag
 from mailflow.mail.compose import AutoSubmitted, Outgoing, compose, new_message_id
 from mailflow.mail.parse import ParsedAttachment
+from mailflow.outbox.bounces import return_path
 from mailflow.outbox.queue import enqueue
 from mailflow.render import Renderer
 from mailflow.tickets.messages import root_ref
 from mailflow.tickets.numbers import reply_subject, tag
-from mailflow.tickets.ops import Actor
+from mailflow.tickets.ops import Actor, record
+from mailflow.tokens import ReplyToken, Role, Signer
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    mailbox: Mailbox
+    role: Role
+    # The customer's or agent's id; 0 for an address that is neither.
+    person_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class TemplateMail:
     template: str
-    to: Mailbox
+    to: Recipient
     purpose: str
     actor: Actor
     # The message the template talks about, and the Message-ID this mail answers.
@@ -37,15 +48,18 @@ class TemplateMail:
 
 
 class Mailer:
-    def __init__(self, config: Config, renderer: Renderer) -> None:
+    def __init__(self, config: Config, renderer: Renderer, signer: Signer) -> None:
         self.config = config
         self.renderer = renderer
+        self.signer = signer
 
-    def ticket_address(self, ticket_type: TicketTypeConfig, ticket: Ticket) -> Mailbox:
-        """The type's address with the ticket's plus-tag: replies to it find the ticket."""
-        return Mailbox(
-            self.sender_name(ticket_type), with_tag(ticket_type.addresses[0], str(ticket.id))
-        )
+    def reply_address(self, ticket: Ticket, recipient: Recipient) -> Mailbox:
+        """The type's address with a signed tag naming the ticket and the recipient: an answer
+        to it finds the ticket even when a provider rewrote Message-IDs and dropped References."""
+        ticket_type = self.config.ticket_type(ticket.type)
+        token = ReplyToken(ticket.id, recipient.role, recipient.person_id)
+        address = with_tag(ticket_type.addresses[0], self.signer.reply_tag(token))
+        return Mailbox(self.sender_name(ticket_type), address)
 
     def sender_name(self, ticket_type: TicketTypeConfig) -> str:
         return ticket_type.display_name or self.config.instance.name
@@ -57,16 +71,59 @@ class Mailer:
             "customer": ticket.customer,
             "assignee": ticket.assignee,
             "message": mail.message,
-            "recipient": mail.to,
+            "recipient": mail.to.mailbox,
             "ticket_type": ticket_type,
             "instance": self.config.instance,
             "tag": tag(ticket.id),
             **mail.context,
         }
 
+    async def _held_back(
+        self, session: AsyncSession, mail: TemplateMail, capped: bool, now: datetime
+    ) -> str | None:
+        """Why this automatic mail must not go out (RFC 3834 §2), or None."""
+        if mail.auto_submitted is None:
+            return None
+        message = mail.message
+        if message and message.automatic and message.from_address == mail.to.mailbox.address:
+            return f"the message it answers was automatic ({message.automatic})"
+        if capped and await self.over_automatic_limit(session, mail.to.mailbox.address, now):
+            return "per-address limit on automatic mail"
+        return None
+
+    async def over_automatic_limit(
+        self, session: AsyncSession, address: str, now: datetime
+    ) -> bool:
+        hygiene = self.config.hygiene
+        sent = await session.scalar(
+            select(func.count())
+            .select_from(AutomaticMail)
+            .where(
+                AutomaticMail.address == address,
+                AutomaticMail.sent_at > now - hygiene.automatic_mail_window,
+            )
+        )
+        return (sent or 0) >= hygiene.automatic_mail_limit
+
     async def send(
         self, session: AsyncSession, ticket: Ticket, mail: TemplateMail, now: datetime
-    ) -> OutboxMessage:
+    ) -> OutboxMessage | None:
+        """Queue the mail; None when the per-address cap on automatic mail holds it back."""
+        address = mail.to.mailbox.address
+        capped = mail.auto_submitted is not None and mail.to.role is not Role.AGENT
+        held = await self._held_back(session, mail, capped, now)
+        if held:
+            record(
+                session,
+                ticket,
+                mail.actor,
+                "automatic_mail_suppressed",
+                now,
+                to=address,
+                template=mail.template,
+                reason=held,
+            )
+            return None
         ticket_type = self.config.ticket_type(ticket.type)
         rendered = self.renderer.render(mail.template, ticket.type, self.context(ticket, mail))
         subject = rendered.subject or reply_subject(ticket.id, ticket.subject)
@@ -74,11 +131,12 @@ class Mailer:
             subject = f"{tag(ticket.id)} {subject}"
         root = await root_ref(session, ticket.id)
         references = tuple(r for r in (root, mail.answering_id) if r)
-        address = ticket_type.addresses[0]
         outgoing = Outgoing(
-            sender=Mailbox(mail.sender_name or self.sender_name(ticket_type), address),
-            to=(mail.to,),
-            reply_to=self.ticket_address(ticket_type, ticket),
+            sender=Mailbox(
+                mail.sender_name or self.sender_name(ticket_type), ticket_type.addresses[0]
+            ),
+            to=(mail.to.mailbox,),
+            reply_to=self.reply_address(ticket, mail.to),
             subject=subject,
             text=rendered.text,
             html=rendered.html,
@@ -89,13 +147,17 @@ class Mailer:
             auto_submitted=mail.auto_submitted,
             attachments=mail.attachments,
         )
-        return await enqueue(
+        row = await enqueue(
             session,
             compose(outgoing),
-            mail_from=address,
-            rcpt_tos=[mail.to.address],
+            mail_from=ticket_type.addresses[0],
+            rcpt_tos=[address],
             ticket=ticket,
             purpose=mail.purpose,
             actor=mail.actor,
             now=now,
         )
+        row.mail_from = return_path(self.signer, ticket_type.addresses[0], row.id)
+        if capped:
+            session.add(AutomaticMail(address=address, sent_at=now))
+        return row

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.db.models import OutboxMessage, OutboxState, Ticket
 from mailflow.db.session import Database
+from mailflow.tickets.events import DeliveryFailed, Event
 from mailflow.tickets.messages import add_ref
 from mailflow.tickets.ops import Actor, record
 
@@ -138,9 +139,17 @@ async def mark_retry(
     )
 
 
-async def mark_failed(session: AsyncSession, claimed: Claimed, error: str) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == claimed.id)
-        .values(state=OutboxState.FAILED, locked_until=None, last_error=error)
+async def mark_failed(
+    session: AsyncSession, outbox_id: int, error: str, actor: Actor, now: datetime
+) -> list[Event]:
+    """A delivery that will not happen: the row, the ticket's history, and the event."""
+    row = await session.get(OutboxMessage, outbox_id)
+    assert row is not None
+    row.state, row.locked_until, row.last_error = OutboxState.FAILED, None, error
+    ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id else None
+    if ticket is None:
+        return []
+    record(
+        session, ticket, actor, "delivery_failed", now, outbox=row.id, to=row.rcpt_tos, error=error
     )
+    return [DeliveryFailed(ticket_id=ticket.id, outbox_id=row.id, diagnostic=error)]

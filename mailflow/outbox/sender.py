@@ -8,11 +8,9 @@ import contextlib
 import structlog
 
 from mailflow.app import App
-from mailflow.db.models import Ticket
 from mailflow.outbox.queue import Claimed, backoff, claim_due, mark_failed, mark_retry, mark_sent
 from mailflow.outbox.transports import PermanentFailure, TemporaryFailure, Transport
 from mailflow.tickets import ops
-from mailflow.tickets.events import DeliveryFailed
 
 log = structlog.get_logger(__name__)
 
@@ -97,20 +95,7 @@ class Sender:
     async def _failed(self, mail: Claimed, error: str) -> None:
         now = self.app.clock.now()
         async with self.app.db.transaction() as session:
-            await mark_failed(session, mail, error)
-            ticket = await session.get(Ticket, mail.ticket_id) if mail.ticket_id else None
-            if ticket is not None:
-                ops.record(
-                    session,
-                    ticket,
-                    ops.Actor.system("outbox"),
-                    "delivery_failed",
-                    now,
-                    outbox=mail.id,
-                    to=list(mail.rcpt_tos),
-                    error=error,
-                )
-                event = DeliveryFailed(ticket_id=ticket.id, outbox_id=mail.id, diagnostic=error)
-                await self.app.engine.run(session, [event], now)
+            events = await mark_failed(session, mail.id, error, ops.Actor.system("outbox"), now)
+            await self.app.engine.run(session, events, now)
         log.error("outbox.failed", outbox=mail.id, ticket=mail.ticket_id, error=error)
         self.wake()

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from mailflow.pipeline import apply, conversation, identity, routing
-from mailflow.pipeline.intake import Intake, Services
+from mailflow.pipeline import apply, conversation, hygiene, identity, routing
+from mailflow.pipeline.intake import Disposition, Intake, Services
 
-Step = Callable[[Services, Intake], Awaitable[None]]
+Step = Callable[[Services, Intake], Awaitable[Disposition]]
 
-# Read top to bottom: this is what happens to every message. A step that must stop the
-# message raises Quarantine; hygiene steps (loops, bounces, duplicates) slot in first.
+# Read top to bottom: this is what happens to every message. A step ends the message's
+# journey by returning STOP (its state and reason say why) or raising Quarantine.
 STEPS: tuple[tuple[str, Step], ...] = (
-    ("sender", identity.sender),
-    ("route", routing.route),
-    ("identity", identity.identify),
-    ("thread", conversation.find_ticket),
-    ("apply", apply.apply),
+    ("loop", hygiene.loop),  # our own mail coming back
+    ("duplicate", hygiene.duplicate),  # the same message delivered again
+    ("automatic", hygiene.automatic),  # bounces, auto-replies, lists: no answers to machines
+    ("sender", identity.sender),  # From, else the envelope sender
+    ("route", routing.route),  # which ticket type
+    ("identity", identity.identify),  # agent (signed or authenticated) or customer
+    ("thread", conversation.find_ticket),  # which ticket, if any
+    ("apply", apply.apply),  # open or add, relay an agent's answer
 )
 
 
 async def process(services: Services, intake: Intake) -> None:
     for _name, step in STEPS:
-        await step(services, intake)
+        if await step(services, intake) is Disposition.STOP:
+            return

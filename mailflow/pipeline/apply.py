@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailflow.db.models import Agent, Direction, Message, Ticket
+from mailflow.db.models import Agent, Direction, InboundState, Message, ParticipantRole, Ticket
 from mailflow.mail.addresses import Mailbox
-from mailflow.outbox.mailer import TemplateMail
-from mailflow.pipeline.intake import Intake, Services
+from mailflow.mail.automatic import AutoKind
+from mailflow.outbox.mailer import Recipient, TemplateMail
+from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import ops
 from mailflow.tickets.events import AgentReplied, CustomerReplied, TicketCreated
-from mailflow.tickets.messages import add_incoming
+from mailflow.tickets.messages import add_incoming, add_participant
 from mailflow.tickets.numbers import clean_subject
+from mailflow.tokens import Role
 
 
-async def apply(services: Services, intake: Intake) -> None:
+async def apply(services: Services, intake: Intake) -> Disposition:
     sender = intake.sender
     assert sender is not None
+    if intake.automatic and intake.automatic.kind is AutoKind.AUTO_REPLY:
+        return await _store_only(services, intake)
     if intake.ticket is None:
         await _open(services, intake, sender)
     elif intake.agent is not None:
         await _agent_reply(services, intake, intake.ticket, intake.agent)
     else:
         await _customer_reply(services, intake, intake.ticket, sender)
+    _record_refusals(services, intake)
+    return Disposition.CONTINUE
 
 
 async def _store(
@@ -38,7 +44,30 @@ async def _store(
         actor=actor,
         customer_id=customer_id,
         now=intake.now,
+        automatic=intake.automatic.kind.value if intake.automatic else None,
     )
+
+
+async def _store_only(services: Services, intake: Intake) -> Disposition:
+    """An out-of-office or read receipt: kept on its ticket, but it changes and sends nothing."""
+    ticket = intake.ticket
+    if ticket is None:
+        intake.decide("apply", "automatic reply to no ticket of ours; stored only")
+        return intake.finish(InboundState.STORED_ONLY, "automatic reply, no ticket")
+    actor = ops.Actor.agent(intake.agent) if intake.agent else ops.Actor.system("automatic")
+    await _store(services, intake, ticket, actor, None)
+    intake.decide("apply", f"automatic reply stored on ticket {ticket.id}; nothing else done")
+    return intake.finish(InboundState.STORED_ONLY, "automatic reply")
+
+
+async def _participants(services: Services, intake: Intake, ticket: Ticket) -> None:
+    """The sender and everyone else on To and Cc who is not one of our addresses."""
+    assert intake.sender is not None
+    session, now = services.session, intake.now
+    await add_participant(session, ticket, intake.sender.address, ParticipantRole.CC, now)
+    for mailbox in (*intake.parsed.to, *intake.parsed.cc):
+        if services.addresses.resolve(mailbox.address) is None:
+            await add_participant(session, ticket, mailbox.address, ParticipantRole.CC, now)
 
 
 async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
@@ -53,6 +82,10 @@ async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
         actor=actor,
         now=intake.now,
     )
+    await add_participant(
+        services.session, ticket, customer.email, ParticipantRole.CUSTOMER, intake.now
+    )
+    await _participants(services, intake, ticket)
     message = await _store(services, intake, ticket, actor, customer.id)
     intake.ticket = ticket
     intake.events.append(TicketCreated(ticket_id=ticket.id, message_id=message.id))
@@ -63,6 +96,7 @@ async def _customer_reply(
     services: Services, intake: Intake, ticket: Ticket, sender: Mailbox
 ) -> None:
     customer = await ops.customer_for(services.session, sender, intake.now)
+    await _participants(services, intake, ticket)
     message = await _store(services, intake, ticket, ops.Actor.customer(customer), customer.id)
     intake.events.append(CustomerReplied(ticket_id=ticket.id, message_id=message.id))
     intake.decide("apply", f"customer reply added to ticket {ticket.id}")
@@ -71,11 +105,12 @@ async def _customer_reply(
 async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent: Agent) -> None:
     """A public answer: stored, then sent to the customer from the type's address."""
     actor = ops.Actor.agent(agent)
+    await add_participant(services.session, ticket, agent.email, ParticipantRole.AGENT, intake.now)
     message = await _store(services, intake, ticket, actor, None)
     customer = ticket.customer
     reply = TemplateMail(
         template="customer/agent_reply",
-        to=ops.mailbox_of(customer),
+        to=Recipient(ops.mailbox_of(customer), Role.CUSTOMER, customer.id),
         purpose="agent_reply",
         actor=actor,
         message=message,
@@ -89,6 +124,46 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
         AgentReplied(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)
     )
     intake.decide("apply", f"agent reply added to ticket {ticket.id}, sent to {customer.email}")
+
+
+def _record_refusals(services: Services, intake: Intake) -> None:
+    """Say on the tickets involved why a sender did not act as an agent or join a ticket."""
+    ticket, session, now = intake.ticket, services.session, intake.now
+    assert ticket is not None
+    assert intake.sender is not None
+    actor = ops.Actor.system("identity")
+    if intake.impersonation:
+        ops.record(
+            session,
+            ticket,
+            actor,
+            "agent_identity_refused",
+            now,
+            reason=intake.impersonation,
+            message_id=intake.parsed.message_id,
+        )
+    refused = intake.refused_ticket
+    if refused is not None and refused.id != ticket.id:
+        who = intake.sender.address
+        ops.record(
+            session,
+            refused,
+            actor,
+            "join_refused",
+            now,
+            sender=who,
+            opened=ticket.id,
+            reason=f"{who} takes no part in this ticket",
+        )
+        ops.record(
+            session,
+            ticket,
+            actor,
+            "opened_instead_of_joining",
+            now,
+            named=refused.id,
+            reason=f"{who} takes no part in ticket {refused.id}",
+        )
 
 
 async def _last_customer_message_id(services: Services, ticket: Ticket) -> str | None:

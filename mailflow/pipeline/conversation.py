@@ -1,31 +1,64 @@
-"""Find the ticket a message belongs to: its references, the plus-address, the subject tag."""
+"""Find the ticket a message belongs to. References and signed reply addresses prove the
+sender received our mail; a subject tag or a bare plus-address proves nothing, so it joins
+a ticket only for someone already taking part in it."""
 
 from __future__ import annotations
 
-from mailflow.db.models import Ticket
-from mailflow.pipeline.intake import Intake, Services
+from sqlalchemy import select
+
+from mailflow.db.models import Participant, Ticket
+from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets.messages import tickets_referenced
 from mailflow.tickets.numbers import find_tag, number_from_tag
 
 
-async def find_ticket(services: Services, intake: Intake) -> None:
+async def find_ticket(services: Services, intake: Intake) -> Disposition:
     assert intake.route is not None
     session = services.session
     referenced = await tickets_referenced(session, intake.parsed.thread_ids)
     if referenced:
         intake.ticket = await session.get(Ticket, referenced[0])
         intake.decide("thread", f"In-Reply-To/References name ticket {referenced[0]}")
-        return
+        return Disposition.CONTINUE
+    if intake.token is not None:
+        intake.ticket = await session.get(Ticket, intake.token.ticket_id)
+        if intake.ticket is not None:
+            intake.decide("thread", f"signed reply address of ticket {intake.ticket.id}")
+            return Disposition.CONTINUE
     for source, number in (
         ("plus-address", number_from_tag(intake.route.tag)),
         ("subject tag", find_tag(intake.parsed.subject)),
     ):
-        if number is None:
-            continue
-        ticket = await session.get(Ticket, number)
-        if ticket is not None:
-            intake.ticket = ticket
-            intake.decide("thread", f"{source} names ticket {number}")
-            return
-        intake.decide("thread", f"{source} names ticket {number}, which does not exist")
+        if number is not None and await _join_unsigned(services, intake, source, number):
+            return Disposition.CONTINUE
     intake.decide("thread", "no existing ticket; opening one")
+    return Disposition.CONTINUE
+
+
+async def _join_unsigned(services: Services, intake: Intake, source: str, number: int) -> bool:
+    assert intake.sender is not None
+    ticket = await services.session.get(Ticket, number)
+    if ticket is None:
+        intake.decide("thread", f"{source} names ticket {number}, which does not exist")
+        return False
+    if intake.agent is not None or await is_participant(services, ticket, intake.sender.address):
+        intake.ticket = ticket
+        intake.decide("thread", f"{source} names ticket {number}")
+        return True
+    intake.refused_ticket = ticket
+    intake.decide(
+        "thread",
+        f"{source} names ticket {number}, but {intake.sender.address} takes no part in it",
+    )
+    return False
+
+
+async def is_participant(services: Services, ticket: Ticket, address: str) -> bool:
+    if ticket.customer.email == address or (ticket.assignee and ticket.assignee.email == address):
+        return True
+    found = await services.session.scalar(
+        select(Participant.id).where(
+            Participant.ticket_id == ticket.id, Participant.address == address
+        )
+    )
+    return found is not None

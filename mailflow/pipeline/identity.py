@@ -1,29 +1,67 @@
-"""Who sent the message: a known agent, or a customer."""
+"""Who sent the message. Only a signed reply address (or our own MTA's authentication
+verdict) makes a sender an agent; a From that merely names an agent is a customer."""
 
 from __future__ import annotations
 
+import structlog
 from sqlalchemy import select
 
 from mailflow.db.models import Agent
-from mailflow.mail.addresses import Mailbox, parse_mailbox
-from mailflow.pipeline.intake import Intake, Quarantine, Services
+from mailflow.mail.addresses import parse_mailbox
+from mailflow.mail.authres import aligned_pass
+from mailflow.pipeline.intake import Disposition, Intake, Quarantine, Services
+from mailflow.tokens import Role
+
+log = structlog.get_logger(__name__)
 
 
-async def sender(services: Services, intake: Intake) -> None:
+async def sender(services: Services, intake: Intake) -> Disposition:
     """From, else the envelope sender; a message with neither cannot be answered."""
     mailbox = intake.parsed.sender or parse_mailbox(intake.envelope.mail_from)
     if mailbox is None:
         raise Quarantine("no sender address in From or the envelope")
     if intake.parsed.sender is None:
         intake.decide("sender", f"no usable From; using envelope sender {mailbox.address}")
-    intake.sender = Mailbox(mailbox.name, mailbox.address)
+    intake.sender = mailbox
+    return Disposition.CONTINUE
 
 
-async def identify(services: Services, intake: Intake) -> None:
+async def identify(services: Services, intake: Intake) -> Disposition:
     assert intake.sender is not None
-    agent = await services.session.scalar(
-        select(Agent).where(Agent.email == intake.sender.address, Agent.active)
-    )
+    assert intake.route is not None
+    address = intake.sender.address
+    intake.token = services.signer.verify_reply_tag(intake.route.tag)
+    token = intake.token
+    if token is not None and token.role is Role.AGENT:
+        agent = await services.session.get(Agent, token.person_id)
+        if agent is not None and agent.active and agent.email == address:
+            return _agent(intake, agent, "signed reply address")
+        owner = agent.email if agent else f"agent {token.person_id}"
+        _impersonation(intake, f"{address} wrote to the signed reply address of {owner}")
+    agent = await services.session.scalar(select(Agent).where(Agent.email == address, Agent.active))
+    if agent is not None:
+        headers = intake.parsed.headers.get("authentication-results", ())
+        trusted = services.config.identity.trusted_authserv_ids
+        verdict = aligned_pass(headers, trusted, address)
+        if verdict:
+            return _agent(intake, agent, verdict)
+        if intake.impersonation is None:
+            _impersonation(
+                intake,
+                f"From names agent {address} without the signed reply "
+                "address or an authentication result we trust",
+            )
+    intake.decide("identity", f"customer {address}")
+    return Disposition.CONTINUE
+
+
+def _agent(intake: Intake, agent: Agent, how: str) -> Disposition:
     intake.agent = agent
-    who = f"agent {agent.email}" if agent else f"customer {intake.sender.address}"
-    intake.decide("identity", who)
+    intake.decide("identity", f"agent {agent.email} ({how})")
+    return Disposition.CONTINUE
+
+
+def _impersonation(intake: Intake, what: str) -> None:
+    intake.impersonation = what
+    intake.decide("identity", f"not acting as an agent: {what}")
+    log.warning("identity.not_an_agent", reason=what, message_id=intake.parsed.message_id)

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
-from mailflow.db.models import Agent, InboundMessage, Ticket
+from mailflow.db.models import Agent, InboundMessage, InboundState, Ticket
 from mailflow.ingest.envelope import Envelope
 from mailflow.mail.addresses import Mailbox
+from mailflow.mail.automatic import Verdict
 from mailflow.mail.parse import ParsedMessage
 from mailflow.outbox.mailer import Mailer
 from mailflow.pipeline.addressbook import AddressBook, Route
 from mailflow.tickets.events import Event
+from mailflow.tokens import ReplyToken, Signer
 
 
 class Quarantine(Exception):
     """A message the pipeline must not act on; kept for a person with this reason."""
+
+
+class Disposition(enum.Enum):
+    CONTINUE = "continue"
+    STOP = "stop"  # the message is done with: its state and reason say why
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +35,7 @@ class Services:
     config: Config
     mailer: Mailer
     addresses: AddressBook
+    signer: Signer
 
 
 @dataclass(slots=True)
@@ -37,10 +46,21 @@ class Intake:
     now: datetime
     sender: Mailbox | None = None
     route: Route | None = None
+    automatic: Verdict | None = None
+    token: ReplyToken | None = None
     agent: Agent | None = None
+    # Why a From naming an agent was not allowed to act as one; recorded on the ticket.
+    impersonation: str | None = None
     ticket: Ticket | None = None
+    # A ticket the message named but was not allowed to join (not a participant).
+    refused_ticket: Ticket | None = None
     events: list[Event] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
 
     def decide(self, step: str, text: str) -> None:
         self.decisions.append(f"{step}: {text}")
+
+    def finish(self, state: InboundState, reason: str) -> Disposition:
+        self.inbound.state = state
+        self.inbound.reason = reason
+        return Disposition.STOP

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mailflow.pipeline.intake import Intake, Quarantine, Services
+from mailflow.pipeline.intake import Disposition, Intake, Quarantine, Services
 
 
-async def route(services: Services, intake: Intake) -> None:
+async def route(services: Services, intake: Intake) -> Disposition:
     candidates = list(intake.envelope.rcpt_tos) or [
         m.address for m in (*intake.parsed.to, *intake.parsed.cc)
     ]
@@ -14,3 +14,4 @@ async def route(services: Services, intake: Intake) -> None:
         raise Quarantine(f"none of the recipients {candidates} is a ticket address")
     intake.route = found
     intake.decide("route", f"{found.address} → type {found.ticket_type.name}")
+    return Disposition.CONTINUE

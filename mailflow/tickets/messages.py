@@ -8,7 +8,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.db.models import ActorKind, Attachment, Blob, Direction, Message, MessageRef, Ticket
+from mailflow.db.models import (
+    ActorKind,
+    Attachment,
+    Blob,
+    Direction,
+    Message,
+    MessageRef,
+    Participant,
+    ParticipantRole,
+    Ticket,
+)
 from mailflow.db.upsert import insert_or_ignore
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.parse import ParsedAttachment, ParsedMessage
@@ -81,6 +91,7 @@ async def add_incoming(
     customer_id: int | None,
     now: datetime,
     public: bool = True,
+    automatic: str | None = None,
 ) -> Message:
     """Store a received message on a ticket: new text, full text, HTML and attachments."""
     reply = split_reply(parsed.text)
@@ -92,6 +103,7 @@ async def add_incoming(
         customer_id=customer_id,
         agent_id=actor.agent_id,
         public=public,
+        automatic=automatic,
         from_address=sender.address,
         from_name=sender.name,
         subject=parsed.subject,
@@ -120,6 +132,20 @@ async def add_incoming(
         attachments=len(parsed.attachments),
     )
     return message
+
+
+async def add_participant(
+    session: AsyncSession, ticket: Ticket, address: str, role: ParticipantRole, now: datetime
+) -> None:
+    await insert_or_ignore(
+        session,
+        Participant,
+        ["ticket_id", "address"],
+        ticket_id=ticket.id,
+        address=address,
+        role=role,
+        created_at=now,
+    )
 
 
 async def attachments_of(session: AsyncSession, message: Message) -> list[ParsedAttachment]:

@@ -33,18 +33,20 @@ async def test_full_cycle_of_a_ticket(start_daemon: StartDaemon, relay_sink: Rel
     assert "now ticket [#1]" in auto_reply.text
     assert auto_reply.html is not None
     assert "<strong>[#1]</strong>" in auto_reply.html
-    assert auto_reply.mail_from == "support@example.com"
+    assert auto_reply.mail_from.startswith("support+bounce-1-"), "VERP return path"
 
     # The agent hears about the new ticket, with a reply address that finds it.
     (notification,) = relay_sink.to("alice@staff.test")
     assert notification.message["Subject"].startswith("[#1]")
-    assert notification.message["Reply-To"] == "Example Support <support+1@example.com>"
+    reply_to = notification.message["Reply-To"].addresses[0]
+    assert reply_to.display_name == "Example Support"
+    assert reply_to.addr_spec.startswith("support+1-a1-")
     assert "Help, my printer is on fire." in notification.text
 
     # 2. The agent answers the notification: the customer gets it from the support address.
     answer = build_message(
         sender="Alice Agent <alice@staff.test>",
-        to="support+1@example.com",
+        to=reply_to.addr_spec,
         subject="Re: " + notification.message["Subject"],
         body="Unplug it and step away.\n\nAlice\n\nOn Mon, Bob wrote:\n> Help, my printer",
         in_reply_to=notification.message["Message-ID"],

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-22 13:51:53.717918
+Revises:
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -11,208 +11,362 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0001'
+revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('agents',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('notify', sa.Boolean(), nullable=False),
-    sa.Column('types', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
-    sa.UniqueConstraint('email', name=op.f('uq_agents_email'))
+    op.create_table(
+        "agents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("notify", sa.Boolean(), nullable=False),
+        sa.Column("types", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
+        sa.UniqueConstraint("email", name=op.f("uq_agents_email")),
     )
-    op.create_table('blobs',
-    sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('data', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('sha256', name=op.f('pk_blobs'))
+    op.create_table(
+        "automatic_mail",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_automatic_mail")),
     )
-    op.create_table('customers',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
-    sa.UniqueConstraint('email', name=op.f('uq_customers_email'))
-    )
-    op.create_table('tickets',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('status', sa.String(length=64), nullable=False),
-    sa.Column('subject', sa.Text(), nullable=False),
-    sa.Column('priority', sa.String(length=32), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('assignee_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(), nullable=False),
-    sa.Column('closed_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['assignee_id'], ['agents.id'], name=op.f('fk_tickets_assignee_id_agents')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_tickets_customer_id_customers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
-    )
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.create_index('ix_tickets_assignee_status', ['assignee_id', 'status'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index('ix_tickets_status', ['status'], unique=False)
-        batch_op.create_index('ix_tickets_type_status', ['type', 'status'], unique=False)
+    with op.batch_alter_table("automatic_mail", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_automatic_mail_address_sent", ["address", "sent_at"], unique=False
+        )
 
-    op.create_table('history',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('at', sa.DateTime(), nullable=False),
-    sa.Column('actor_kind', sa.Enum('customer', 'agent', 'automation', 'system', name='actorkind', native_enum=False, length=24), nullable=False),
-    sa.Column('actor', sa.String(length=320), nullable=False),
-    sa.Column('action', sa.String(length=64), nullable=False),
-    sa.Column('details', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_history_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_history'))
+    op.create_table(
+        "blobs",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("sha256", name=op.f("pk_blobs")),
     )
-    with op.batch_alter_table('history', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_history_ticket_id'), ['ticket_id'], unique=False)
-
-    op.create_table('inbound_messages',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('received_at', sa.DateTime(), nullable=False),
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('mail_from', sa.String(length=320), nullable=False),
-    sa.Column('rcpt_tos', sa.JSON(), nullable=False),
-    sa.Column('message_id', sa.String(length=998), nullable=True),
-    sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('raw', sa.LargeBinary(), nullable=False),
-    sa.Column('state', sa.Enum('processed', 'quarantined', 'stored_only', 'discarded', name='inboundstate', native_enum=False, length=24), nullable=False),
-    sa.Column('reason', sa.Text(), nullable=False),
-    sa.Column('error', sa.Text(), nullable=False),
-    sa.Column('decisions', sa.JSON(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_inbound_messages_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_messages'))
+    op.create_table(
+        "customers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
+        sa.UniqueConstraint("email", name=op.f("uq_customers_email")),
     )
-    with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_inbound_messages_message_id'), ['message_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_inbound_messages_ticket_id'), ['ticket_id'], unique=False)
-        batch_op.create_index('ix_inbound_state', ['state'], unique=False)
-
-    op.create_table('message_refs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('message_id', sa.String(length=998), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_message_refs_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_message_refs')),
-    sa.UniqueConstraint('message_id', 'ticket_id', name=op.f('uq_message_refs_message_id'))
+    op.create_table(
+        "tickets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("priority", sa.String(length=32), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("closed_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"], ["agents.id"], name=op.f("fk_tickets_assignee_id_agents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_tickets_customer_id_customers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
     )
-    with op.batch_alter_table('message_refs', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_message_refs_message_id'), ['message_id'], unique=False)
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.create_index("ix_tickets_assignee_status", ["assignee_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index("ix_tickets_status", ["status"], unique=False)
+        batch_op.create_index("ix_tickets_type_status", ["type", "status"], unique=False)
 
-    op.create_table('outbox',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('purpose', sa.String(length=64), nullable=False),
-    sa.Column('mail_from', sa.String(length=320), nullable=False),
-    sa.Column('rcpt_tos', sa.JSON(), nullable=False),
-    sa.Column('message_id', sa.String(length=998), nullable=False),
-    sa.Column('raw', sa.LargeBinary(), nullable=False),
-    sa.Column('state', sa.Enum('pending', 'sending', 'sent', 'failed', name='outboxstate', native_enum=False, length=24), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
-    sa.Column('locked_until', sa.DateTime(), nullable=True),
-    sa.Column('last_error', sa.Text(), nullable=False),
-    sa.Column('sent_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_outbox_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    op.create_table(
+        "history",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "actor_kind",
+            sa.Enum(
+                "customer",
+                "agent",
+                "automation",
+                "system",
+                name="actorkind",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("actor", sa.String(length=320), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_history_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_history")),
     )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_due', ['state', 'next_attempt_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outbox_ticket_id'), ['ticket_id'], unique=False)
+    with op.batch_alter_table("history", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_history_ticket_id"), ["ticket_id"], unique=False)
 
-    op.create_table('messages',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('inbound_id', sa.Integer(), nullable=True),
-    sa.Column('direction', sa.Enum('in', 'out', name='direction', native_enum=False, length=24), nullable=False),
-    sa.Column('author_kind', sa.Enum('customer', 'agent', 'automation', 'system', name='actorkind', native_enum=False, length=24), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=True),
-    sa.Column('agent_id', sa.Integer(), nullable=True),
-    sa.Column('public', sa.Boolean(), nullable=False),
-    sa.Column('from_address', sa.String(length=320), nullable=False),
-    sa.Column('from_name', sa.String(length=200), nullable=False),
-    sa.Column('subject', sa.Text(), nullable=False),
-    sa.Column('message_id', sa.String(length=998), nullable=True),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('full_text', sa.Text(), nullable=False),
-    sa.Column('html', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_messages_agent_id_agents')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_messages_customer_id_customers')),
-    sa.ForeignKeyConstraint(['inbound_id'], ['inbound_messages.id'], name=op.f('fk_messages_inbound_id_inbound_messages')),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_messages_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_messages'))
+    op.create_table(
+        "inbound_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("mail_from", sa.String(length=320), nullable=False),
+        sa.Column("rcpt_tos", sa.JSON(), nullable=False),
+        sa.Column("message_id", sa.String(length=998), nullable=True),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "processed",
+                "quarantined",
+                "stored_only",
+                "discarded",
+                name="inboundstate",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("decisions", sa.JSON(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=True),
+        sa.Column("dedupe_key", sa.String(length=1000), nullable=True),
+        sa.Column("automatic", sa.String(length=24), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_inbound_messages_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_messages")),
     )
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_messages_ticket_id'), ['ticket_id'], unique=False)
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_inbound_messages_message_id"), ["message_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_inbound_messages_ticket_id"), ["ticket_id"], unique=False
+        )
+        batch_op.create_index("ix_inbound_state", ["state"], unique=False)
+        batch_op.create_index(
+            "uq_inbound_dedupe_key",
+            ["dedupe_key"],
+            unique=True,
+            sqlite_where=sa.text("state IN ('processed', 'stored_only')"),
+            postgresql_where=sa.text("state IN ('processed', 'stored_only')"),
+        )
 
-    op.create_table('attachments',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('message_id', sa.Integer(), nullable=False),
-    sa.Column('filename', sa.String(length=255), nullable=False),
-    sa.Column('content_type', sa.String(length=255), nullable=False),
-    sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('inline', sa.Boolean(), nullable=False),
-    sa.Column('content_id', sa.String(length=255), nullable=True),
-    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_attachments_message_id_messages')),
-    sa.ForeignKeyConstraint(['sha256'], ['blobs.sha256'], name=op.f('fk_attachments_sha256_blobs')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachments'))
+    op.create_table(
+        "message_refs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.String(length=998), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_message_refs_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_refs")),
+        sa.UniqueConstraint("message_id", "ticket_id", name=op.f("uq_message_refs_message_id")),
     )
-    with op.batch_alter_table('attachments', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_attachments_message_id'), ['message_id'], unique=False)
+    with op.batch_alter_table("message_refs", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_message_refs_message_id"), ["message_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_message_refs_ticket_id"), ["ticket_id"], unique=False)
 
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("purpose", sa.String(length=64), nullable=False),
+        sa.Column("mail_from", sa.String(length=320), nullable=False),
+        sa.Column("rcpt_tos", sa.JSON(), nullable=False),
+        sa.Column("message_id", sa.String(length=998), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "pending",
+                "sending",
+                "sent",
+                "failed",
+                name="outboxstate",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_outbox_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_due", ["state", "next_attempt_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_message_id"), ["message_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "participants",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column(
+            "role",
+            sa.Enum(
+                "customer", "cc", "agent", name="participantrole", native_enum=False, length=24
+            ),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_participants_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_participants")),
+        sa.UniqueConstraint("ticket_id", "address", name=op.f("uq_participants_ticket_id")),
+    )
+    with op.batch_alter_table("participants", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_participants_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("inbound_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "direction",
+            sa.Enum("in", "out", name="direction", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.Column(
+            "author_kind",
+            sa.Enum(
+                "customer",
+                "agent",
+                "automation",
+                "system",
+                name="actorkind",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("customer_id", sa.Integer(), nullable=True),
+        sa.Column("agent_id", sa.Integer(), nullable=True),
+        sa.Column("public", sa.Boolean(), nullable=False),
+        sa.Column("automatic", sa.String(length=24), nullable=True),
+        sa.Column("from_address", sa.String(length=320), nullable=False),
+        sa.Column("from_name", sa.String(length=200), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("message_id", sa.String(length=998), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("full_text", sa.Text(), nullable=False),
+        sa.Column("html", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_messages_agent_id_agents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_messages_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["inbound_id"],
+            ["inbound_messages.id"],
+            name=op.f("fk_messages_inbound_id_inbound_messages"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_messages_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_messages_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "attachments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=255), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("inline", sa.Boolean(), nullable=False),
+        sa.Column("content_id", sa.String(length=255), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_attachments_message_id_messages")
+        ),
+        sa.ForeignKeyConstraint(
+            ["sha256"], ["blobs.sha256"], name=op.f("fk_attachments_sha256_blobs")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_attachments")),
+    )
+    with op.batch_alter_table("attachments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_attachments_message_id"), ["message_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('attachments', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_attachments_message_id'))
+    with op.batch_alter_table("attachments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_attachments_message_id"))
 
-    op.drop_table('attachments')
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_messages_ticket_id'))
+    op.drop_table("attachments")
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_ticket_id"))
 
-    op.drop_table('messages')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_ticket_id'))
-        batch_op.drop_index('ix_outbox_due')
+    op.drop_table("messages")
+    with op.batch_alter_table("participants", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_participants_ticket_id"))
 
-    op.drop_table('outbox')
-    with op.batch_alter_table('message_refs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_message_refs_message_id'))
+    op.drop_table("participants")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbox_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_message_id"))
+        batch_op.drop_index("ix_outbox_due")
 
-    op.drop_table('message_refs')
-    with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_inbound_state')
-        batch_op.drop_index(batch_op.f('ix_inbound_messages_ticket_id'))
-        batch_op.drop_index(batch_op.f('ix_inbound_messages_message_id'))
+    op.drop_table("outbox")
+    with op.batch_alter_table("message_refs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_message_refs_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_message_refs_message_id"))
 
-    op.drop_table('inbound_messages')
-    with op.batch_alter_table('history', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_history_ticket_id'))
+    op.drop_table("message_refs")
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_inbound_dedupe_key",
+            sqlite_where=sa.text("state IN ('processed', 'stored_only')"),
+            postgresql_where=sa.text("state IN ('processed', 'stored_only')"),
+        )
+        batch_op.drop_index("ix_inbound_state")
+        batch_op.drop_index(batch_op.f("ix_inbound_messages_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_inbound_messages_message_id"))
 
-    op.drop_table('history')
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_type_status')
-        batch_op.drop_index('ix_tickets_status')
-        batch_op.drop_index(batch_op.f('ix_tickets_customer_id'))
-        batch_op.drop_index('ix_tickets_assignee_status')
+    op.drop_table("inbound_messages")
+    with op.batch_alter_table("history", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_history_ticket_id"))
 
-    op.drop_table('tickets')
-    op.drop_table('customers')
-    op.drop_table('blobs')
-    op.drop_table('agents')
+    op.drop_table("history")
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index("ix_tickets_type_status")
+        batch_op.drop_index("ix_tickets_status")
+        batch_op.drop_index(batch_op.f("ix_tickets_customer_id"))
+        batch_op.drop_index("ix_tickets_assignee_status")
+
+    op.drop_table("tickets")
+    op.drop_table("customers")
+    op.drop_table("blobs")
+    with op.batch_alter_table("automatic_mail", schema=None) as batch_op:
+        batch_op.drop_index("ix_automatic_mail_address_sent")
+
+    op.drop_table("automatic_mail")
+    op.drop_table("agents")

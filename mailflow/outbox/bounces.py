@@ -1,0 +1,100 @@
+"""Bounces of our own mail: VERP return paths name the outbox row; the report's quoted
+Message-ID is the fallback when a relay rewrote the return path."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.db.models import OutboxMessage, OutboxState, Ticket
+from mailflow.mail.addresses import split_tag, with_tag
+from mailflow.mail.dsn import Bounce
+from mailflow.tickets import ops
+from mailflow.tickets.events import DeliveryFailed, Event
+from mailflow.tokens import Signer
+
+_VERP = re.compile(r"^bounce-(\d{1,12})-([a-z2-7]+)$")
+
+
+@dataclass(slots=True)
+class Applied:
+    summary: str
+    events: list[Event] = field(default_factory=list)
+
+
+def return_path(signer: Signer, address: str, outbox_id: int) -> str:
+    """support+bounce-42-<mac>@example.com: a bounce to it names outbox row 42."""
+    return with_tag(address, f"bounce-{outbox_id}-{signer.signature('bounce', outbox_id)}")
+
+
+def outbox_id_of(signer: Signer, address: str) -> int | None:
+    _, tag = split_tag(address)
+    match = _VERP.match(tag or "")
+    if match is None:
+        return None
+    outbox_id = int(match.group(1))
+    return outbox_id if signer.signature("bounce", outbox_id) == match.group(2) else None
+
+
+async def _rows(
+    session: AsyncSession, signer: Signer, report: Bounce, rcpt_tos: Sequence[str]
+) -> tuple[list[OutboxMessage], str]:
+    ids = [i for i in (outbox_id_of(signer, r) for r in rcpt_tos) if i is not None]
+    if ids:
+        rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).all()
+        return list(rows), "return path"
+    if report.message_ids:
+        rows = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.message_id.in_(report.message_ids))
+            )
+        ).all()
+        return list(rows), "quoted Message-ID"
+    return [], ""
+
+
+async def apply(
+    session: AsyncSession, signer: Signer, report: Bounce, rcpt_tos: Sequence[str], now: datetime
+) -> Applied:
+    """Mark the bounced outbox rows failed and say so on their tickets."""
+    rows, how = await _rows(session, signer, report, rcpt_tos)
+    if not rows:
+        return Applied(f"matches none of our mail ({report.diagnostic})")
+    applied = Applied(f"outbox {', '.join(str(r.id) for r in rows)} by {how}: {report.diagnostic}")
+    actor = ops.Actor.system("bounce")
+    for row in rows:
+        ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id else None
+        if not report.permanent:
+            if ticket is not None:
+                ops.record(
+                    session,
+                    ticket,
+                    actor,
+                    "delivery_delayed",
+                    now,
+                    outbox=row.id,
+                    error=report.diagnostic,
+                )
+            continue
+        row.state = OutboxState.FAILED
+        row.last_error = f"bounced: {report.diagnostic}"
+        if ticket is not None:
+            ops.record(
+                session,
+                ticket,
+                actor,
+                "delivery_failed",
+                now,
+                outbox=row.id,
+                to=row.rcpt_tos,
+                error=row.last_error,
+            )
+            applied.events.append(
+                DeliveryFailed(ticket_id=ticket.id, outbox_id=row.id, diagnostic=report.diagnostic)
+            )
+    return applied
