@@ -8,7 +8,6 @@ import signal
 import structlog
 
 from mailflow.app import App
-from mailflow.config import ConfigError
 from mailflow.db import migrate
 from mailflow.ingest.inflight import InFlight
 from mailflow.ingest.smtp import SmtpListener
@@ -29,14 +28,7 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.app.config
-        if config.database.auto_migrate:
-            await migrate.upgrade(self.app.db)
-        elif await migrate.pending(self.app.db):
-            raise ConfigError(
-                config.source,
-                "database.auto_migrate",
-                "the schema is out of date; run `mailflow db upgrade`",
-            )
+        await migrate.ensure_current(self.app.db, config)
         self.app.on_outbox_change(self.sender.wake)
         self.sender.start()
         if config.smtp.enabled:

@@ -43,7 +43,7 @@ def test_init_writes_a_config_that_check_accepts(tmp_cwd: Path) -> None:
     assert "exists; keeping it" in again.output
     checked = CliRunner().invoke(cli, ["--config", "mailflow.toml", "check"])
     assert checked.exit_code == 0, checked.output
-    assert "rules: ok (7 enabled)" in checked.output
+    assert "rules: ok (8 enabled)" in checked.output
 
 
 def test_check_reports_a_broken_template(tmp_path: Path, config_file: Path) -> None:

@@ -227,6 +227,7 @@ def _send(value: Any, load: LoadScope) -> Action:
                     actor=scope.actor,
                     message=message,
                     answering_id=message.message_id if message else None,
+                    context={"event": scope.facts.event},
                     auto_submitted=AutoSubmitted.AUTO_REPLIED
                     if _answers_customer(scope.facts.event, who)
                     else AutoSubmitted.AUTO_GENERATED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import click
 
@@ -49,6 +50,21 @@ def sample_message() -> Message:
     )
 
 
+# Every field any event has, so a template may use whichever its trigger provides.
+SAMPLE_EVENT = SimpleNamespace(
+    trigger="sample",
+    ticket_id=1,
+    message_id=1,
+    agent_id=1,
+    old="open",
+    new="open",
+    old_agent_id=None,
+    new_agent_id=1,
+    outbox_id=1,
+    diagnostic="550 5.1.1 sample diagnostic",
+)
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.pass_context
@@ -66,6 +82,7 @@ def register(cli: click.Group) -> None:
                     purpose="check",
                     actor=Actor.system(),
                     message=sample_message(),
+                    context={"event": SAMPLE_EVENT},
                 )
                 app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
                 rendered += 1

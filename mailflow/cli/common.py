@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from mailflow.app import App
 from mailflow.automation.schema import RuleError
 from mailflow.config import Config as Config
 from mailflow.config import ConfigError, load_config
@@ -55,14 +56,18 @@ async def database(config: Config) -> AsyncIterator[Database]:
     """The database, brought up to date first when auto_migrate allows it."""
     db = Database.from_config(config)
     try:
-        if config.database.auto_migrate:
-            await migrate.upgrade(db)
-        elif await migrate.pending(db):
-            raise ConfigError(
-                config.source,
-                "database.auto_migrate",
-                "the schema is out of date; run `mailflow db upgrade`",
-            )
+        await migrate.ensure_current(db, config)
         yield db
     finally:
         await db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def application(config: Config) -> AsyncIterator[App]:
+    """The whole App (rules, templates, pipeline), for commands that process mail."""
+    app = App(config)
+    try:
+        await migrate.ensure_current(app.db, config)
+        yield app
+    finally:
+        await app.close()

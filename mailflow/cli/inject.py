@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from mailflow.app import App
-from mailflow.cli.common import Config, config_of, run
-from mailflow.db import migrate
+from mailflow.cli.common import Config, application, config_of, run
 from mailflow.ingest.accept import accept
 from mailflow.ingest.envelope import Channel, Envelope, Outcome
 
@@ -44,14 +42,9 @@ def register(cli: click.Group) -> None:
 async def _inject(
     config: Config, files: tuple[Path, ...], rcpt: str | None, mail_from: str
 ) -> list[Outcome]:
-    app = App(config)
-    try:
-        if config.database.auto_migrate:
-            await migrate.upgrade(app.db)
+    async with application(config) as app:
         outcomes = []
         for path in files:
             envelope = Envelope(Channel.INJECT, mail_from, (rcpt,) if rcpt else (), app.clock.now())
             outcomes.append(await accept(app, path.read_bytes(), envelope))
         return outcomes
-    finally:
-        await app.close()

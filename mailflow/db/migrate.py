@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from mailflow.config import Config, ConfigError
 from mailflow.db.session import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,6 +42,18 @@ async def pending(db: Database) -> bool:
 
     async with db.engine.connect() as connection:
         return await connection.run_sync(current) != head
+
+
+async def ensure_current(db: Database, config: Config) -> None:
+    """Migrate when `auto_migrate` allows it; otherwise refuse to run on an old schema."""
+    if config.database.auto_migrate:
+        await upgrade(db)
+    elif await pending(db):
+        raise ConfigError(
+            config.source,
+            "database.auto_migrate",
+            "the schema is out of date; run `mailflow db upgrade`",
+        )
 
 
 def revision(connection: Connection, message: str) -> None:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.db.models import OutboxMessage, OutboxState, Ticket
+from mailflow.db.models import Agent, OutboxMessage, OutboxState, Ticket
 from mailflow.db.session import Database
 from mailflow.tickets.events import DeliveryFailed, Event
 from mailflow.tickets.messages import add_ref
@@ -152,4 +152,7 @@ async def mark_failed(
     record(
         session, ticket, actor, "delivery_failed", now, outbox=row.id, to=row.rcpt_tos, error=error
     )
+    to_agent = await session.scalar(select(Agent.id).where(Agent.email.in_(row.rcpt_tos)))
+    if to_agent is not None:
+        return []  # telling the agents that mail to an agent failed could loop on its own
     return [DeliveryFailed(ticket_id=ticket.id, outbox_id=row.id, diagnostic=error)]

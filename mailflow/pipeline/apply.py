@@ -11,7 +11,7 @@ from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import ops
 from mailflow.tickets.events import AgentReplied, CustomerReplied, TicketCreated
-from mailflow.tickets.messages import add_incoming, add_participant
+from mailflow.tickets.messages import add_incoming, add_participant, attachments_of
 from mailflow.tickets.numbers import clean_subject
 from mailflow.tokens import Role
 
@@ -45,6 +45,7 @@ async def _store(
         customer_id=customer_id,
         now=intake.now,
         automatic=intake.automatic.kind.value if intake.automatic else None,
+        max_attachment_size=services.config.hygiene.max_attachment_size,
     )
 
 
@@ -117,7 +118,7 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
         answering_id=await _last_customer_message_id(services, ticket),
         sender_name=agent.name,
         auto_submitted=None,
-        attachments=intake.parsed.attachments,
+        attachments=tuple(await attachments_of(services.session, message)),
     )
     await services.mailer.send(services.session, ticket, reply, intake.now)
     intake.events.append(

@@ -21,6 +21,7 @@ from mailflow.db.models import (
 )
 from mailflow.db.upsert import insert_or_ignore
 from mailflow.mail.addresses import Mailbox
+from mailflow.mail.attachments import prepared
 from mailflow.mail.parse import ParsedAttachment, ParsedMessage
 from mailflow.mail.quotes import split_reply
 from mailflow.tickets.ops import Actor, record
@@ -92,6 +93,7 @@ async def add_incoming(
     now: datetime,
     public: bool = True,
     automatic: str | None = None,
+    max_attachment_size: int = 20 * 1024 * 1024,
 ) -> Message:
     """Store a received message on a ticket: new text, full text, HTML and attachments."""
     reply = split_reply(parsed.text)
@@ -116,21 +118,20 @@ async def add_incoming(
     )
     session.add(message)
     await session.flush()
-    for attachment in parsed.attachments:
+    kept, too_large = [], []
+    for attachment in prepared(parsed.attachments):
+        if len(attachment.data) > max_attachment_size:
+            too_large.append(f"{attachment.filename} ({len(attachment.data)} bytes)")
+            continue
         await store_attachment(session, message, attachment)
+        kept.append(attachment.filename)
     if parsed.message_id:
         await add_ref(session, ticket.id, parsed.message_id, now)
     ticket.updated_at = now
-    record(
-        session,
-        ticket,
-        actor,
-        "message_added",
-        now,
-        message=message.id,
-        public=public,
-        attachments=len(parsed.attachments),
-    )
+    details: dict[str, object] = {"message": message.id, "public": public, "attachments": kept}
+    if too_large:
+        details["not_extracted"] = too_large  # still in the raw message, over the size limit
+    record(session, ticket, actor, "message_added", now, **details)
     return message
 
 

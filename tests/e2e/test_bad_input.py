@@ -3,6 +3,7 @@ accepted is lost."""
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import socket
 import sqlite3
@@ -115,13 +116,14 @@ async def test_database_that_cannot_be_written_answers_451(
     running = await start_daemon({"database": {"busy_timeout": "0.2s"}})
     path = running.app.db.url.database
     assert path is not None
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
+    # Another process's write lock, taken off the loop: the daemon shares this event loop.
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    await asyncio.to_thread(blocker.execute, "BEGIN EXCLUSIVE")
     try:
         code, _ = await smtp_send(running.port, build_message())
         assert code == 451
     finally:
-        blocker.execute("ROLLBACK")
+        await asyncio.to_thread(blocker.execute, "ROLLBACK")
         blocker.close()
     assert await all_rows(running.app, InboundMessage) == []
     assert (await smtp_send(running.port, build_message()))[0] == 250
