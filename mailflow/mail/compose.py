@@ -6,6 +6,8 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -14,6 +16,7 @@ from mailflow.mail.addresses import Mailbox
 from mailflow.mail.parse import ParsedAttachment
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]+")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 MAX_REFERENCES = 20
 
 
@@ -45,8 +48,21 @@ def new_message_id(domain: str) -> str:
 
 
 def header_safe(value: str) -> str:
-    """A header value with every line break and NUL removed, so nothing can inject a header."""
-    return _LINE_BREAKS.sub(" ", value).strip()
+    """A header value with every line break and NUL removed, so nothing can inject a header.
+
+    Encoded words are decoded first and any left are defused: the email package decodes
+    "=?utf-8?q?a=0D=0ABcc...?=" inside a display name when it writes the header."""
+    text = _LINE_BREAKS.sub(" ", _decoded(value))
+    return _ENCODED_WORD.sub(lambda m: m.group(0).replace("=?", "= ?"), text).strip()
+
+
+def _decoded(value: str) -> str:
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return value
 
 
 def _address(mailbox: Mailbox) -> Address:
