@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import struct
 from collections.abc import Awaitable, Callable
 from email import policy
 from email.message import EmailMessage
@@ -108,3 +109,20 @@ async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(0.02)
+
+
+def winmail_dat(files: list[tuple[str, bytes]]) -> bytes:
+    """A minimal Outlook TNEF stream (winmail.dat) carrying the given files."""
+
+    def attribute(level: int, name: int, kind: int, data: bytes) -> bytes:
+        checksum = sum(data) & 0xFFFF
+        return struct.pack("<BHHI", level, name, kind, len(data)) + data + struct.pack("<H", checksum)
+
+    message_level, attachment_level = 1, 2
+    stream = struct.pack("<IH", 0x223E9F78, 1)
+    stream += attribute(message_level, 0x9006, 0x0009, struct.pack("<I", 0x00010000))
+    for filename, data in files:
+        stream += attribute(attachment_level, 0x9002, 0x0006, b"\x01\x00\xff\xff\xff\xff" + bytes(8))
+        stream += attribute(attachment_level, 0x8010, 0x0001, filename.encode() + b"\x00")
+        stream += attribute(attachment_level, 0x800F, 0x0006, data)
+    return stream

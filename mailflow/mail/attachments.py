@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import unicodedata
 from dataclasses import replace
@@ -42,18 +43,21 @@ def expand_tnef(attachment: ParsedAttachment) -> list[ParsedAttachment]:
     """The files inside an Outlook winmail.dat; the original when it cannot be read."""
     try:
         tnef = TNEF(attachment.data)
+        names = [
+            safe_filename(_text(item.long_filename() or item.name)) for item in tnef.attachments
+        ]
         found = [
-            ParsedAttachment(
-                filename=safe_filename(_text(item.long_filename() or item.name)),
-                content_type="application/octet-stream",
-                data=bytes(item.data),
-            )
-            for item in tnef.attachments
+            ParsedAttachment(filename=name, content_type=_guess_type(name), data=bytes(item.data))
+            for name, item in zip(names, tnef.attachments, strict=True)
             if item.data
         ]
     except Exception:  # tnefparse on a damaged file: keep winmail.dat itself
         return [attachment]
     return found or [attachment]
+
+
+def _guess_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def _text(name: object) -> str:
