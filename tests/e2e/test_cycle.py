@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mailflow.db.models import History, InboundMessage, Message
+from sqlalchemy import select
+
+from mailflow.db.models import Blob, History, InboundMessage, Message
 from tests.conftest import RelaySink, StartDaemon
 from tests.support import add_agent, all_rows, build_message, get_ticket, smtp_send
 
@@ -155,3 +157,17 @@ async def test_html_body_and_attachments_are_kept(start_daemon: StartDaemon) -> 
     assert "<b>never</b>" in second.html
     assert "Order" in second.text
     assert "It never came." in second.text
+
+
+async def test_an_attachment_sent_twice_is_stored_once(start_daemon: StartDaemon) -> None:
+    running = await start_daemon()
+    for subject in ("first", "second"):
+        message = build_message(subject=subject)
+        message.add_attachment(
+            b"same bytes", maintype="application", subtype="octet-stream", filename="log.txt"
+        )
+        await smtp_send(running.port, message)
+    attachments = [a for m in await all_rows(running.app, Message) for a in m.attachments]
+    assert len(attachments) == 2
+    async with running.app.db.transaction() as session:
+        assert len((await session.scalars(select(Blob))).all()) == 1
