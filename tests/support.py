@@ -116,13 +116,17 @@ def winmail_dat(files: list[tuple[str, bytes]]) -> bytes:
 
     def attribute(level: int, name: int, kind: int, data: bytes) -> bytes:
         checksum = sum(data) & 0xFFFF
-        return struct.pack("<BHHI", level, name, kind, len(data)) + data + struct.pack("<H", checksum)
+        return (
+            struct.pack("<BHHI", level, name, kind, len(data)) + data + struct.pack("<H", checksum)
+        )
 
     message_level, attachment_level = 1, 2
     stream = struct.pack("<IH", 0x223E9F78, 1)
     stream += attribute(message_level, 0x9006, 0x0009, struct.pack("<I", 0x00010000))
     for filename, data in files:
-        stream += attribute(attachment_level, 0x9002, 0x0006, b"\x01\x00\xff\xff\xff\xff" + bytes(8))
+        stream += attribute(
+            attachment_level, 0x9002, 0x0006, b"\x01\x00\xff\xff\xff\xff" + bytes(8)
+        )
         stream += attribute(attachment_level, 0x8010, 0x0001, filename.encode() + b"\x00")
         stream += attribute(attachment_level, 0x800F, 0x0006, data)
     return stream
