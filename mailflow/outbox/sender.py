@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import structlog
 
@@ -51,51 +52,69 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), interval)
 
     async def run_once(self) -> int:
-        """One batch: claim up to `concurrency` due rows and deliver them side by side."""
+        """One batch: claim up to `concurrency` due rows, deliver them side by side, then
+        record every result in one transaction (ingest waits on the same database)."""
         outbox = self.app.config.outbox
         claimed = await claim_due(
             self.app.db, self.app.clock.now(), outbox.lease, outbox.concurrency
         )
-        await asyncio.gather(*(self._deliver(mail) for mail in claimed))
+        if claimed:
+            results = await asyncio.gather(*(self._attempt(mail) for mail in claimed))
+            await self._settle(list(zip(claimed, results, strict=True)))
         return len(claimed)
 
-    async def _deliver(self, mail: Claimed) -> None:
+    async def _attempt(self, mail: Claimed) -> Attempt:
         try:
-            note = await self.transport.send(mail)
+            return Attempt(note=await self.transport.send(mail))
         except PermanentFailure as exc:
-            await self._failed(mail, str(exc))
+            return Attempt(error=str(exc), permanent=True)
         except TemporaryFailure as exc:
-            await self._retry(mail, str(exc))
+            return Attempt(error=str(exc))
         except Exception as exc:  # the edge: an unexpected transport error is retried
             log.exception("outbox.transport_error", outbox=mail.id, ticket=mail.ticket_id)
-            await self._retry(mail, f"{type(exc).__name__}: {exc}")
-        else:
-            async with self.app.db.transaction() as session:
-                await mark_sent(session, mail, self.app.clock.now(), note)
-            log.info("outbox.sent", outbox=mail.id, ticket=mail.ticket_id, to=list(mail.rcpt_tos))
+            return Attempt(error=f"{type(exc).__name__}: {exc}")
 
-    async def _retry(self, mail: Claimed, error: str) -> None:
+    async def _settle(self, results: list[tuple[Claimed, Attempt]]) -> None:
         outbox = self.app.config.outbox
         now = self.app.clock.now()
-        next_at = now + backoff(mail.attempts, outbox.retry_initial, outbox.retry_max)
-        if next_at - mail.created_at > outbox.give_up_after:
-            await self._failed(mail, f"gave up after {mail.attempts} attempts: {error}")
-            return
+        actor = ops.Actor.system("outbox")
         async with self.app.db.transaction() as session:
-            await mark_retry(session, mail, error, next_at)
-        log.warning(
-            "outbox.retry",
-            outbox=mail.id,
-            ticket=mail.ticket_id,
-            error=error,
-            attempts=mail.attempts,
-            next_attempt=next_at.isoformat(),
-        )
-
-    async def _failed(self, mail: Claimed, error: str) -> None:
-        now = self.app.clock.now()
-        async with self.app.db.transaction() as session:
-            events = await mark_failed(session, mail.id, error, ops.Actor.system("outbox"), now)
+            events = []
+            for mail, attempt in results:
+                if attempt.error is None:
+                    await mark_sent(session, mail, now, attempt.note)
+                    log.info(
+                        "outbox.sent", outbox=mail.id, ticket=mail.ticket_id, to=list(mail.rcpt_tos)
+                    )
+                    continue
+                next_at = now + backoff(mail.attempts, outbox.retry_initial, outbox.retry_max)
+                if attempt.permanent or next_at - mail.created_at > outbox.give_up_after:
+                    error = (
+                        attempt.error
+                        if attempt.permanent
+                        else (f"gave up after {mail.attempts} attempts: {attempt.error}")
+                    )
+                    events += await mark_failed(session, mail.id, error, actor, now)
+                    log.error("outbox.failed", outbox=mail.id, ticket=mail.ticket_id, error=error)
+                    continue
+                await mark_retry(session, mail, attempt.error, next_at)
+                log.warning(
+                    "outbox.retry",
+                    outbox=mail.id,
+                    ticket=mail.ticket_id,
+                    error=attempt.error,
+                    attempts=mail.attempts,
+                    next_attempt=next_at.isoformat(),
+                )
             await self.app.engine.run(session, events, now)
-        log.error("outbox.failed", outbox=mail.id, ticket=mail.ticket_id, error=error)
-        self.wake()
+        if events:
+            self.wake()  # rules may have queued mail about the failures
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one delivery went: a note when sent, else the error and whether it is final."""
+
+    note: str = ""
+    error: str | None = None
+    permanent: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import ssl
@@ -38,10 +39,12 @@ class MaildirTransport:
     def _deliver(self, mail: Claimed) -> str:
         for sub in ("tmp", "new", "cur"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        # Named after the outbox row, so a retry after a crash cannot write it twice.
-        name = f"mailflow-{mail.id}.{socket.gethostname().replace('/', '_')}"
+        # Named after the Message-ID, so a retry after a crash cannot write it twice; a
+        # reader may since have moved it to cur/, which is not searched (it may be large).
+        digest = hashlib.sha256(mail.message_id.encode()).hexdigest()[:32]
+        name = f"mailflow-{digest}.{socket.gethostname().replace('/', '_')}"
         final = self.directory / "new" / name
-        if final.exists() or any((self.directory / "cur").glob(f"{name}*")):
+        if final.exists():
             return f"already in {final.parent}"
         temporary = self.directory / "tmp" / name
         with temporary.open("wb") as handle:

@@ -85,13 +85,13 @@ async def test_sender_gives_up_after_give_up_after(
     assert relay_sink.received == []
 
 
-def _claimed(outbox_id: int) -> Claimed:
+def _claimed(outbox_id: int, message_id: str | None = None) -> Claimed:
     return Claimed(
         id=outbox_id,
         ticket_id=None,
         mail_from="support@example.com",
         rcpt_tos=("bob@customer.test",),
-        message_id=f"{outbox_id}@example.com",
+        message_id=message_id or f"{outbox_id}@example.com",
         raw=b"Subject: hi\r\n\r\nhello\r\n",
         attempts=1,
         created_at=datetime(2026, 1, 5, tzinfo=UTC),
@@ -103,11 +103,16 @@ async def test_maildir_writes_each_message_exactly_once(tmp_path: Path) -> None:
     await transport.send(_claimed(7))
     note = await transport.send(_claimed(7))
     await transport.send(_claimed(8))
+    # A recreated database numbers its outbox from 1 again: a different mail is still written.
+    await transport.send(_claimed(7, message_id="other@example.com"))
     assert note.startswith("already in")
     files = sorted(p.name for p in (tmp_path / "sent" / "new").iterdir())
-    assert len(files) == 2
-    assert files[0].startswith("mailflow-7.")
-    assert (tmp_path / "sent" / "new" / files[0]).read_bytes() == b"Subject: hi\r\n\r\nhello\r\n"
+    assert len(files) == 3
+    assert files[0].startswith("mailflow-")
+    assert all(
+        (tmp_path / "sent" / "new" / f).read_bytes() == b"Subject: hi\r\n\r\nhello\r\n"
+        for f in files
+    )
     assert list((tmp_path / "sent" / "tmp").iterdir()) == []
 
 
