@@ -73,14 +73,28 @@ def operator(
 
 
 def _a_list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConditionProblem(f"expects a list, got {value!r}")
+    if not isinstance(value, list) or not value:
+        raise ConditionProblem(f"expects a non-empty list, got {value!r}")
     return value
+
+
+def _a_value(value: Any) -> Any:
+    # A field holds one value, so a list could never be equal to it: the rule would never fire.
+    if isinstance(value, list | dict):
+        raise ConditionProblem(f"compares with one value, got {value!r}; for a list use `in`")
+    return value
+
+
+def _a_text(value: Any) -> str:
+    # str() would turn null into "None" and match the word.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConditionProblem(f"expects text, got {value!r}")
+    return str(value)
 
 
 def _a_regex(value: Any) -> re.Pattern[str]:
     try:
-        return re.compile(str(value), re.IGNORECASE)
+        return re.compile(_a_text(value), re.IGNORECASE)
     except re.error as exc:
         raise ConditionProblem(f"{value!r} is not a valid regular expression: {exc}") from None
 
@@ -97,12 +111,12 @@ def _same(value: object, operand: Any) -> bool:
     return bool(value == operand)
 
 
-@operator("equals")
+@operator("equals", _a_value)
 def _equals(value: object, operand: Any) -> bool:
     return _same(value, operand)
 
 
-@operator("not_equals")
+@operator("not_equals", _a_value)
 def _not_equals(value: object, operand: Any) -> bool:
     return not _same(value, operand)
 
@@ -117,7 +131,7 @@ def _not_in(value: object, operand: Any) -> bool:
     return not _in(value, operand)
 
 
-@operator("contains", str)
+@operator("contains", _a_text)
 def _contains(value: object, operand: Any) -> bool:
     return isinstance(value, str) and operand.casefold() in value.casefold()
 
@@ -186,19 +200,27 @@ def parse_condition(data: Any) -> Condition:
 
 
 def _parse_entry(key: str, value: Any) -> Condition:
-    if key == "all":
-        return AllOf(tuple(parse_condition(item) for item in _a_list(value)))
-    if key == "any":
-        return AnyOf(tuple(parse_condition(item) for item in _a_list(value)))
+    if key in ("all", "any"):
+        try:
+            parts = tuple(parse_condition(item) for item in _a_list(value))
+        except ConditionProblem as exc:
+            raise ConditionProblem(f"{key}: {exc}") from None
+        return AllOf(parts) if key == "all" else AnyOf(parts)
     if key == "not":
         return Not(parse_condition(value))
     if key not in FIELDS:
         raise ConditionProblem(f"unknown field {key!r}; known: {', '.join(sorted(FIELDS))}")
     tests = value if isinstance(value, dict) else {"equals": value}
+    if not tests:
+        raise ConditionProblem(f"{key}: no operator; known: {', '.join(sorted(OPERATORS))}")
     compares: list[Condition] = []
     for name, operand in tests.items():
         if name not in OPERATORS:
             known = ", ".join(sorted(OPERATORS))
             raise ConditionProblem(f"{key}: unknown operator {name!r}; known: {known}")
-        compares.append(Compare(key, name, OPERATORS[name].prepare(operand)))
+        try:
+            prepared = OPERATORS[name].prepare(operand)
+        except ConditionProblem as exc:
+            raise ConditionProblem(f"{key}: {name} {exc}") from None
+        compares.append(Compare(key, name, prepared))
     return compares[0] if len(compares) == 1 else AllOf(tuple(compares))

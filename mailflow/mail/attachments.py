@@ -12,6 +12,7 @@ from tnefparse import TNEF
 from mailflow.mail.parse import ParsedAttachment
 
 MAX_NAME_BYTES = 200
+MAX_HEADER_VALUE = 255
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
@@ -71,5 +72,17 @@ def prepared(attachments: tuple[ParsedAttachment, ...]) -> list[ParsedAttachment
     result: list[ParsedAttachment] = []
     for attachment in attachments:
         for item in expand_tnef(attachment) if is_tnef(attachment) else [attachment]:
-            result.append(replace(item, filename=safe_filename(item.filename)))
+            result.append(
+                replace(
+                    item,
+                    filename=safe_filename(item.filename),
+                    # Values that would not fit their columns are not worth keeping.
+                    content_type=item.content_type
+                    if len(item.content_type) <= MAX_HEADER_VALUE
+                    else "application/octet-stream",
+                    content_id=item.content_id
+                    if item.content_id and len(item.content_id) <= MAX_HEADER_VALUE
+                    else None,
+                )
+            )
     return result

@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_bytes, policy
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -17,6 +18,7 @@ from mailflow.mail.parse import ParsedAttachment
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]+")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+_CONTENT_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 MAX_REFERENCES = 20
 
 
@@ -90,14 +92,42 @@ def compose(out: Outgoing) -> EmailMessage:
     message.set_content(out.text)
     if out.html:
         message.add_alternative(out.html, subtype="html")
-    for part in message.iter_parts():
-        del part["MIME-Version"]  # the email package repeats it on alternatives; once is right
     for attachment in out.attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        message.add_attachment(
-            attachment.data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=header_safe(attachment.filename),
-        )
+        _attach(message, attachment)
+    _drop_inner_mime_version(message)
     return message
+
+
+def _attach(message: EmailMessage, attachment: ParsedAttachment) -> None:
+    filename = header_safe(attachment.filename)
+    content_type = attachment.content_type.partition(";")[0].strip().lower()
+    if content_type == "message/rfc822":
+        forwarded = _as_message(attachment.data)
+        if forwarded is not None:
+            # RFC 2046 §5.2.1: no base64 here, or clients show the forward as gibberish.
+            message.add_attachment(forwarded, filename=filename)
+            return
+    maintype, subtype = content_type.split("/") if _CONTENT_TYPE.match(content_type) else ("", "")
+    if maintype in ("", "multipart", "message"):
+        # A bare multipart/ or message/ body cannot be sent as a base64 leaf; send its bytes.
+        maintype, subtype = "application", "octet-stream"
+    message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=filename)
+
+
+def _as_message(data: bytes) -> EmailMessage | None:
+    try:
+        parsed = message_from_bytes(data, _class=EmailMessage, policy=policy.default)
+    except Exception:  # the stdlib parser's corner cases; the bytes go as a plain file
+        return None
+    return parsed if isinstance(parsed, EmailMessage) and len(parsed) else None
+
+
+def _drop_inner_mime_version(part: EmailMessage) -> None:
+    """The email package repeats MIME-Version on every part it adds; once is right. A forwarded
+    message keeps its own."""
+    if part.get_content_maintype() != "multipart":
+        return
+    for child in part.iter_parts():
+        if isinstance(child, EmailMessage):
+            del child["MIME-Version"]
+            _drop_inner_mime_version(child)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
+from html import unescape
 
 from inscriptis import get_text
 
 from mailflow.mail.addresses import Mailbox, parse_mailbox, parse_mailboxes
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
-# Charsets that lie: us-ascii and latin-1 labels are routinely put on UTF-8 or windows-1252 text.
-_FALLBACKS = ("utf-8", "cp1252")
-_SUPERSETS = {"us-ascii": "utf-8", "ascii": "utf-8", "iso-8859-1": "cp1252", "latin-1": "cp1252"}
+# Labels that lie: us-ascii, latin-1 and windows-1252 are routinely put on UTF-8 text, and
+# latin-1 on windows-1252 text. Keyed by codec name, so that every alias (latin1, l1, cp819,
+# ansi_x3.4-1968) counts; valued by the readings that agree with the label.
+_WESTERN = {"ascii": ("utf-8",), "iso8859-1": ("cp1252", "latin-1"), "cp1252": ("cp1252",)}
+_FALLBACKS = ("utf-8", "cp1252", "latin-1")
+# Bytes the parser could not decode as ASCII, kept as lone surrogates (surrogateescape).
+_RAW_8BIT = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,30 +69,48 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     found = _MSGID.findall(value)
-    return tuple(found) if found else tuple(value.split()[:1])
+    if found:
+        return tuple(found)
+    words = value.split()  # an ID without its angle brackets, or missing one of them
+    bare = words[0].strip("<>") if words else ""
+    return (bare,) if bare else ()
 
 
 def decode_text(payload: bytes, charset: str | None) -> tuple[str, str | None]:
     """Decode with the declared charset, else the likely real one; return text and a defect."""
-    declared = (charset or "us-ascii").lower()
-    candidates = [_SUPERSETS.get(declared, declared), *_FALLBACKS]
+    declared = (charset or "us-ascii").strip().lower()
+    codec = _codec(declared)
+    candidates: tuple[str, ...] = _FALLBACKS
+    fitting: tuple[str, ...] = ()
+    if codec in _WESTERN:
+        # Valid UTF-8 with non-ASCII bytes is almost never real latin-1 or windows-1252 text.
+        fitting = _WESTERN[codec]
+    elif codec:
+        candidates, fitting = (codec, *_FALLBACKS), (codec,)
     for candidate in candidates:
         try:
             text = payload.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # UnicodeError, and codecs that are not for text
             continue
-        mislabelled = candidate != candidates[0]
-        return text, (
-            f"charset {declared} did not fit; read as {candidate}" if mislabelled else None
-        )
-    return payload.decode("latin-1"), f"charset {declared} did not fit; read as latin-1"
+        if candidate in fitting or (codec in _WESTERN and payload.isascii()):
+            return text, None
+        shown = "".join(c if c.isprintable() else "?" for c in declared[:40])
+        return text, f"charset {shown} did not fit; read as {candidate}"
+    raise AssertionError("latin-1 decodes every byte string")
+
+
+def _codec(label: str) -> str | None:
+    try:
+        return codecs.lookup(label).name
+    except (LookupError, ValueError):  # unknown, or a label holding NUL or surrogates
+        return None
 
 
 def html_to_text(html: str) -> str:
     try:
         return str(get_text(html)).strip()
     except Exception:  # inscriptis/lxml on hostile markup: fall back on stripping tags
-        return re.sub(r"<[^>]+>", " ", html).strip()
+        return unescape(re.sub(r"<[^>]+>", " ", html)).strip()
 
 
 class _Collector:
@@ -99,7 +123,9 @@ class _Collector:
         self.defects: list[str] = []
 
     def walk(self, part: Message) -> None:
-        if part.is_multipart():
+        # is_multipart() is true for message/rfc822 too; a forward is kept whole as an
+        # attachment (_leaf), not walked into, which would mix its text into ours.
+        if part.is_multipart() and part.get_content_type() != "message/rfc822":
             payload = part.get_payload()
             children = (
                 [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
@@ -144,27 +170,33 @@ class _Collector:
         text, defect = decode_text(payload, part.get_content_charset())
         if defect:
             self.defects.append(defect)
+        if "\x00" in text:  # PostgreSQL text cannot hold NUL
+            self.defects.append("NUL characters removed from the text")
+            text = text.replace("\x00", "")
         return text
 
     def _attachment(self, part: Message, content_type: str, filename: str) -> None:
-        if content_type == "message/rfc822":
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                data = inner[0].as_bytes(policy=policy.compat32)
-            else:
-                data = _payload(part)
-        else:
-            data = _payload(part)
-        content_id = part.get("Content-ID")
+        data = _forwarded(part) if content_type == "message/rfc822" else _payload(part)
+        content_id = _clean(str(part.get("Content-ID") or "")).strip("<>")
         self.attachments.append(
             ParsedAttachment(
                 filename=filename,
                 content_type=content_type,
                 data=data,
                 inline=(part.get_content_disposition() or "") == "inline",
-                content_id=str(content_id).strip().strip("<>") if content_id else None,
+                content_id=content_id or None,
             )
         )
+
+
+def _forwarded(part: Message) -> bytes:
+    inner = part.get_payload()
+    if not (isinstance(inner, list) and inner and isinstance(inner[0], Message)):
+        return _payload(part)
+    try:
+        return inner[0].as_bytes(policy=policy.compat32)
+    except Exception:  # the generator cannot re-encode every header the parser let through
+        return inner[0].as_string(policy=policy.compat32).encode("utf-8", "replace")
 
 
 def _payload(part: Message) -> bytes:
@@ -195,22 +227,24 @@ def _default_name(content_type: str) -> str:
 
 def _header_values(message: Message) -> dict[str, tuple[str, ...]]:
     headers: dict[str, list[str]] = {}
-    for name in message:
-        if name.lower() in headers:
-            continue
-        headers[name.lower()] = [_clean(v) for v in _safe_all(message, name)]
+    for name, value in message.raw_items():
+        headers.setdefault(name.lower(), []).append(_clean(_header_text(name, str(value))))
     return {name: tuple(values) for name, values in headers.items()}
 
 
-def _safe_all(message: Message, name: str) -> list[str]:
+def _header_text(name: str, raw: str) -> str:
+    """The decoded value. Raw 8-bit bytes are read as UTF-8, else windows-1252, rather than
+    becoming U+FFFD as the email package would have them."""
+    if _RAW_8BIT.search(raw):
+        raw, _ = decode_text(raw.encode("utf-8", "surrogateescape"), "utf-8")
     try:
-        return [str(v) for v in message.get_all(name, [])]
+        return str(policy.default.header_fetch_parse(name, raw))
     except Exception:  # a header the modern policy cannot parse: keep its raw text
-        return [str(v) for _, v in message.raw_items() if _.lower() == name.lower()]
+        return raw
 
 
 def _clean(value: str) -> str:
-    return re.sub(r"\s+", " ", value).strip()
+    return re.sub(r"\s+", " ", value.replace("\x00", "")).strip()
 
 
 def _date(value: str | None) -> datetime | None:
@@ -229,11 +263,18 @@ def parse(raw: bytes) -> ParsedMessage:
         return _parse(raw)
     except Exception as exc:  # the stdlib parser has corner cases; never let one escape
         text, _ = decode_text(raw, "utf-8")
-        return ParsedMessage(text=text, defects=(f"unparseable message: {exc!r}",))
+        return ParsedMessage(
+            text=text.replace("\x00", ""), defects=(f"unparseable message: {exc!r}",)
+        )
 
 
 def _parse(raw: bytes) -> ParsedMessage:
-    message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+    try:
+        message: Message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+        lenient: list[str] = []
+    except Exception as exc:  # header parsing inside the feed parser; compat32 parses none
+        message = message_from_bytes(raw, policy=policy.compat32)
+        lenient = [f"MIME headers read leniently: {exc!r}"]
     headers = _header_values(message)
 
     def first(name: str) -> str | None:
@@ -246,7 +287,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     text = "\n".join(collector.plain).strip()
     if not text and html:
         text = html_to_text(html)
-    defects = [type(d).__name__ for d in message.defects] + collector.defects
+    defects = lenient + [type(d).__name__ for d in message.defects] + collector.defects
     message_id = message_ids(first("message-id"))
     return ParsedMessage(
         subject=first("subject") or "",

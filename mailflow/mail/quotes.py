@@ -10,8 +10,19 @@ from mailparser_reply import EmailReplyParser
 # English, French, German and Polish clients, plus the other formats the parser knows.
 LANGUAGES = ["en", "de", "fr", "pl", "nl", "es", "it", "sv"]
 _parser = EmailReplyParser(languages=LANGUAGES)
-# "<anything>:" directly above a block of "> " lines is an attribution line in any language.
-_ATTRIBUTION_THEN_QUOTE = re.compile(r"^[^\n>][^\n]*:[ \t]*\n(?:[ \t]*\n)?>", re.MULTILINE)
+# A line that ends a reply's own text when only quoted history follows it: an attribution
+# in any language ("Bob wrote:", "Le …, Bob a écrit :") or a separator such as Outlook's
+# "-----Ursprüngliche Nachricht-----" or "________________".
+_ATTRIBUTION = re.compile(r"^[^>\s].*:\s*$")
+_SEPARATOR = re.compile(r"^\s*(?:-{2,}[^-]*-{2,}|_{5,})\s*$")
+# Forwarding is not replying: what follows these is new to us, so it stays.
+_FORWARD = re.compile(
+    r"^[ \t]*(?:-{2,}[^\n]*?(?:forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]"
+    r"|przekazana wiadomo|wiadomo\S* przekazana)[^\n]*?-{2,}"
+    r"|(?:begin forwarded message|anfang der weitergeleiteten nachricht"
+    r"|d[ée]but du message r[ée]exp[ée]di[ée]|pocz\S* przekazanej wiadomo\S*)[ \t]*:)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +36,18 @@ class Reply:
 
 
 def _cut_generic_quote(text: str) -> str:
-    match = _ATTRIBUTION_THEN_QUOTE.search(text)
-    if match and match.start() > 0:
-        text = text[: match.start()]
+    """Drop the quoted tail, and the attribution or separator line just above it. Quotes
+    followed by more of the sender's own text are inline answers and stay."""
     lines = text.rstrip().splitlines()
-    while lines and lines[-1].lstrip().startswith(">"):
-        lines.pop()
-    return "\n".join(lines).strip()
+    end = len(lines)
+    while end and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith(">")):
+        end -= 1
+    quoted_tail = end < len(lines)
+    while end > 1 and _SEPARATOR.match(lines[end - 1]):
+        end -= 1
+    if quoted_tail and end > 1 and _ATTRIBUTION.match(lines[end - 1]):
+        end -= 1
+    return "\n".join(lines[:end]).strip()
 
 
 def split_reply(text: str) -> Reply:
@@ -45,5 +61,7 @@ def split_reply(text: str) -> Reply:
     if not replies:
         return Reply(_cut_generic_quote(text) or text.strip(), "")
     first = replies[0]
+    if _FORWARD.search(str(first.body)):
+        return Reply(text.strip(), "")
     new = _cut_generic_quote(str(first.body)) or text.strip()
     return Reply(new, str(first.signatures).strip())

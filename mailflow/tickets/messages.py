@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.db.models import (
+    NAME_LENGTH,
     ActorKind,
     Attachment,
     Blob,
@@ -107,7 +108,7 @@ async def add_incoming(
         public=public,
         automatic=automatic,
         from_address=sender.address,
-        from_name=sender.name,
+        from_name=sender.name[:NAME_LENGTH],
         subject=parsed.subject,
         message_id=parsed.message_id,
         text=reply.with_signature if actor.kind is ActorKind.AGENT else reply.new,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_TAG = re.compile(r"\[#(\d{1,12})\]")
+# Ticket ids live in an INTEGER column; a larger number names no ticket, and PostgreSQL
+# refuses to even look it up.
+MAX_NUMBER = 2**31 - 1
+_TAG = re.compile(r"\[#(\d{1,12})\]", re.ASCII)
 _REPLY_PREFIX = re.compile(
     r"^\s*((re|aw|sv|antw|odp|r|rif|vs|wg|fw|fwd|tr)\s*(\[\d+\])?\s*:\s*)+", re.I
 )
@@ -14,9 +17,18 @@ def tag(number: int) -> str:
     return f"[#{number}]"
 
 
+def _ticket_number(digits: str) -> int | None:
+    number = int(digits)
+    return number if 0 < number <= MAX_NUMBER else None
+
+
 def find_tag(subject: str) -> int | None:
-    match = _TAG.search(subject)
-    return int(match.group(1)) if match else None
+    """The number of the first "[#123]" tag in the subject that can name a ticket."""
+    for match in _TAG.finditer(subject):
+        number = _ticket_number(match.group(1))
+        if number is not None:
+            return number
+    return None
 
 
 def clean_subject(subject: str) -> str:
@@ -33,6 +45,7 @@ def reply_subject(number: int, subject: str) -> str:
 
 def number_from_tag(address_tag: str | None) -> int | None:
     """The ticket number of a plus-address tag such as "123"."""
-    if address_tag and address_tag.isdigit() and len(address_tag) <= 12:
-        return int(address_tag)
+    # isdigit() alone lets "²" and "١٢" through, and int("²") raises.
+    if address_tag and address_tag.isascii() and address_tag.isdigit() and len(address_tag) <= 12:
+        return _ticket_number(address_tag)
     return None

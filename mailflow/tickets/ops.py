@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import TicketTypeConfig
-from mailflow.db.models import ActorKind, Agent, Customer, History, Ticket
+from mailflow.db.models import NAME_LENGTH, ActorKind, Agent, Customer, History, Ticket
 from mailflow.db.upsert import insert_or_ignore
 from mailflow.mail.addresses import Mailbox
 from mailflow.tickets.events import Assigned, Event, StatusChanged
@@ -67,12 +67,17 @@ def mailbox_of(person: Customer | Agent) -> Mailbox:
 async def customer_for(session: AsyncSession, mailbox: Mailbox, now: datetime) -> Customer:
     """The customer with this address, created on first contact; safe under concurrency."""
     await insert_or_ignore(
-        session, Customer, ["email"], email=mailbox.address, name=mailbox.name, created_at=now
+        session,
+        Customer,
+        ["email"],
+        email=mailbox.address,
+        name=mailbox.name[:NAME_LENGTH],
+        created_at=now,
     )
     customer = await session.scalar(select(Customer).where(Customer.email == mailbox.address))
     assert customer is not None
     if mailbox.name and not customer.name:
-        customer.name = mailbox.name
+        customer.name = mailbox.name[:NAME_LENGTH]
     return customer
 
 
