@@ -12,7 +12,7 @@ import yaml
 from mailflow.automation.actions import ACTIONS, Action, ActionProblem, LoadScope
 from mailflow.automation.conditions import Condition, ConditionProblem, parse_condition
 from mailflow.config import Config
-from mailflow.render import Renderer
+from mailflow.render import Renderer, TemplateProblem
 from mailflow.resources import rules_dir
 from mailflow.tickets.events import TRIGGERS
 
@@ -97,12 +97,16 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     if not isinstance(entry, dict):
         raise RuleError(file, f"#{index + 1}", "a rule must be a mapping")
     name = entry.get("name")
+    if isinstance(name, bool):  # YAML 1.1 reads an unquoted yes/no/on/off as a boolean
+        raise RuleError(file, f"#{index + 1}", f"the name {name} must be quoted")
     if not isinstance(name, str) or not name.strip():
         raise RuleError(file, f"#{index + 1}", "every rule needs a `name`")
 
     def problem(text: str) -> RuleError:
         return RuleError(file, name, text)
 
+    if True in entry:  # YAML 1.1 reads the key `on:` as the boolean true
+        raise problem("rules name their trigger with `trigger:`, not `on:`")
     unknown = [str(key) for key in entry if key not in RULE_KEYS]
     if unknown:
         raise problem(f"unknown keys {unknown}; a rule has {sorted(RULE_KEYS)}")
@@ -110,7 +114,7 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     if not isinstance(enabled, bool):
         raise problem("`enabled` must be true or false")
     trigger = entry.get("trigger")
-    if trigger not in TRIGGERS:
+    if not isinstance(trigger, str) or trigger not in TRIGGERS:
         raise problem(f"`trigger: {trigger}` is not a trigger; known: {', '.join(TRIGGERS)}")
     types = _types(entry.get("types", "all"), config, problem)
     scope = LoadScope(
@@ -122,7 +126,7 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     try:
         condition = parse_condition(entry["if"]) if "if" in entry else None
         actions = _actions(entry.get("do"), scope)
-    except (ConditionProblem, ActionProblem) as exc:
+    except (ConditionProblem, ActionProblem, TemplateProblem) as exc:
         raise problem(str(exc)) from None
     if not enabled:
         return None

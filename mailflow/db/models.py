@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+NAME_LENGTH = 200  # display names; longer ones are cut, not refused
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
@@ -102,7 +104,7 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     created_at: Mapped[datetime]
 
 
@@ -111,7 +113,7 @@ class Agent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     notify: Mapped[bool] = mapped_column(Boolean, default=True)
     # Ticket types whose unassigned tickets this agent hears about; empty means all.
@@ -205,7 +207,7 @@ class Message(Base):
     # Set when a machine sent it: nothing automatic is ever sent back to its sender.
     automatic: Mapped[str | None] = mapped_column(String(24))
     from_address: Mapped[str] = mapped_column(String(320))
-    from_name: Mapped[str] = mapped_column(String(200), default="")
+    from_name: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str | None] = mapped_column(String(998))
     # The new text only; `full_text` keeps quotes and signature as received.

@@ -144,3 +144,22 @@ async def test_winmail_dat_is_opened_into_its_files(app: App) -> None:
         ("report.pdf", "application/pdf", 15),
         ("photo.jpg", "image/jpeg", 7),
     ]
+
+
+async def test_overlong_names_and_header_values_do_not_quarantine(app: App) -> None:
+    name = "N" * 300
+    raw = (
+        f"From: {name} <long@customer.test>\r\nTo: support@example.com\r\nSubject: long\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="M"\r\n\r\n'
+        "--M\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+        f"--M\r\nContent-Type: application/x-{'y' * 300}\r\nContent-ID: <{'c' * 300}@x>\r\n"
+        'Content-Disposition: attachment; filename="a.bin"\r\n\r\ndata\r\n--M--\r\n'
+    ).encode()
+    await _inject(app, raw)
+    (inbound,) = await all_rows(app, InboundMessage)
+    assert inbound.state.value == "processed", inbound.reason
+    (ticket,) = await all_rows(app, Ticket)
+    assert ticket.customer.name == name[:200]
+    (message,) = await all_rows(app, Message)
+    (attachment,) = message.attachments
+    assert (attachment.content_type, attachment.content_id) == ("application/octet-stream", None)
