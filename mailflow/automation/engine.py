@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.automation.actions import RunScope
@@ -77,5 +76,5 @@ class Engine:
         message = await session.get(Message, message_id) if message_id else None
         agent = None
         if isinstance(event, AgentReplied):
-            agent = await session.scalar(select(Agent).where(Agent.id == event.agent_id))
+            agent = await session.get(Agent, event.agent_id)
         return Facts(ticket=ticket, event=event, message=message, agent=agent)

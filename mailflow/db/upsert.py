@@ -1,21 +1,52 @@
-"""INSERT … ON CONFLICT DO NOTHING on both databases, for rows created on first sight."""
+"""INSERT … ON CONFLICT on both databases, for rows created on first sight."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.db.models import Base
+
+M = TypeVar("M", bound=Base)
+
+
+def _insert(session: AsyncSession, model: type[Base]) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
 
 
 async def insert_or_ignore(
     session: AsyncSession, model: type[Base], keys: list[str], **values: Any
 ) -> None:
     """Insert a row unless one with the same `keys` exists; concurrent callers never fail."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    await insert_rows_or_ignore(session, model, keys, [values])
+
+
+async def insert_rows_or_ignore(
+    session: AsyncSession, model: type[Base], keys: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """The same for several rows, in one statement."""
+    if rows:
+        statement = _insert(session, model).values(list(rows))
+        await session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+
+
+async def upsert_returning(
+    session: AsyncSession, model: type[M], keys: list[str], update: dict[str, Any], **values: Any
+) -> M:
+    """Insert the row, or on conflict apply `update` to the existing one; either way return it,
+    in one statement. `update` may refer to the proposed row as `excluded`."""
+    statement = _insert(session, model).values(**values)
+    changes = {
+        name: value(statement.excluded) if callable(value) else value
+        for name, value in update.items()
+    }
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=changes)
+    result = await session.scalars(
+        statement.returning(model), execution_options={"populate_existing": True}
     )
+    row: M = result.one()
+    return row

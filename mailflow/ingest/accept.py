@@ -131,6 +131,8 @@ async def _commit(app: App, parsed: ParsedMessage, envelope: Envelope, row: RowF
                 exc.add_note(f"decided {decision}")
             raise
         inbound.decisions = intake.decisions
+        if inbound.state in (InboundState.PROCESSED, InboundState.STORED_ONLY):
+            inbound.dedupe_key = intake.dedupe_key
         inbound.ticket_id = intake.ticket.id if intake.ticket else None
         ticket_id, inbound_id, state = inbound.ticket_id, inbound.id, inbound.state
         reason = inbound.reason

@@ -11,7 +11,7 @@ from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import ops
 from mailflow.tickets.events import AgentReplied, CustomerReplied, TicketCreated
-from mailflow.tickets.messages import add_incoming, add_participant, attachments_of
+from mailflow.tickets.messages import add_incoming, add_participants, attachments_of
 from mailflow.tickets.numbers import clean_subject
 from mailflow.tokens import Role
 
@@ -35,7 +35,7 @@ async def _store(
     services: Services, intake: Intake, ticket: Ticket, actor: ops.Actor, customer_id: int | None
 ) -> Message:
     assert intake.sender is not None
-    return await add_incoming(
+    intake.message = await add_incoming(
         services.session,
         ticket,
         intake.parsed,
@@ -47,6 +47,7 @@ async def _store(
         automatic=intake.automatic.kind.value if intake.automatic else None,
         max_attachment_size=services.config.hygiene.max_attachment_size,
     )
+    return intake.message
 
 
 async def _store_only(services: Services, intake: Intake) -> Disposition:
@@ -61,14 +62,16 @@ async def _store_only(services: Services, intake: Intake) -> Disposition:
     return intake.finish(InboundState.STORED_ONLY, "automatic reply")
 
 
-async def _participants(services: Services, intake: Intake, ticket: Ticket) -> None:
-    """The sender and everyone else on To and Cc who is not one of our addresses."""
+async def _participants(
+    services: Services, intake: Intake, ticket: Ticket, role: ParticipantRole
+) -> None:
+    """The sender in `role`, and everyone else on To and Cc who is not one of our addresses."""
     assert intake.sender is not None
-    session, now = services.session, intake.now
-    await add_participant(session, ticket, intake.sender.address, ParticipantRole.CC, now)
+    people = {intake.sender.address: role}
     for mailbox in (*intake.parsed.to, *intake.parsed.cc):
         if services.addresses.resolve(mailbox.address) is None:
-            await add_participant(session, ticket, mailbox.address, ParticipantRole.CC, now)
+            people.setdefault(mailbox.address, ParticipantRole.CC)
+    await add_participants(services.session, ticket, people, intake.now)
 
 
 async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
@@ -83,10 +86,7 @@ async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
         actor=actor,
         now=intake.now,
     )
-    await add_participant(
-        services.session, ticket, customer.email, ParticipantRole.CUSTOMER, intake.now
-    )
-    await _participants(services, intake, ticket)
+    await _participants(services, intake, ticket, ParticipantRole.CUSTOMER)
     message = await _store(services, intake, ticket, actor, customer.id)
     intake.ticket = ticket
     intake.events.append(TicketCreated(ticket_id=ticket.id, message_id=message.id))
@@ -97,7 +97,7 @@ async def _customer_reply(
     services: Services, intake: Intake, ticket: Ticket, sender: Mailbox
 ) -> None:
     customer = await ops.customer_for(services.session, sender, intake.now)
-    await _participants(services, intake, ticket)
+    await _participants(services, intake, ticket, ParticipantRole.CC)
     message = await _store(services, intake, ticket, ops.Actor.customer(customer), customer.id)
     intake.events.append(CustomerReplied(ticket_id=ticket.id, message_id=message.id))
     intake.decide("apply", f"customer reply added to ticket {ticket.id}")
@@ -106,7 +106,9 @@ async def _customer_reply(
 async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent: Agent) -> None:
     """A public answer: stored, then sent to the customer from the type's address."""
     actor = ops.Actor.agent(agent)
-    await add_participant(services.session, ticket, agent.email, ParticipantRole.AGENT, intake.now)
+    await add_participants(
+        services.session, ticket, {agent.email: ParticipantRole.AGENT}, intake.now
+    )
     message = await _store(services, intake, ticket, actor, None)
     customer = ticket.customer
     reply = TemplateMail(

@@ -54,7 +54,7 @@ async def duplicate(services: Services, intake: Intake) -> Disposition:
     if earlier is not None:
         intake.decide("duplicate", f"same {key[:4]} as inbound {earlier}")
         return intake.finish(InboundState.DISCARDED, f"duplicate of inbound {earlier}")
-    intake.inbound.dedupe_key = key
+    intake.dedupe_key = key
     return Disposition.CONTINUE
 
 

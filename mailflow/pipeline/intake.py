@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
-from mailflow.db.models import Agent, InboundMessage, InboundState, Ticket
+from mailflow.db.models import Agent, InboundMessage, InboundState, Message, Ticket
 from mailflow.ingest.envelope import Envelope
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import Verdict
@@ -52,6 +52,10 @@ class Intake:
     # Why a From naming an agent was not allowed to act as one; recorded on the ticket.
     impersonation: str | None = None
     ticket: Ticket | None = None
+    # The stored message; holding it keeps it in the session for the rules that follow.
+    message: Message | None = None
+    # Set on the inbound row when it is kept, in the same UPDATE as the decisions.
+    dedupe_key: str | None = None
     # A ticket the message named but was not allowed to join (not a participant).
     refused_ticket: Ticket | None = None
     events: list[Event] = field(default_factory=list)

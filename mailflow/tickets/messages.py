@@ -20,7 +20,7 @@ from mailflow.db.models import (
     ParticipantRole,
     Ticket,
 )
-from mailflow.db.upsert import insert_or_ignore
+from mailflow.db.upsert import insert_or_ignore, insert_rows_or_ignore
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.attachments import prepared
 from mailflow.mail.parse import ParsedAttachment, ParsedMessage
@@ -136,18 +136,15 @@ async def add_incoming(
     return message
 
 
-async def add_participant(
-    session: AsyncSession, ticket: Ticket, address: str, role: ParticipantRole, now: datetime
+async def add_participants(
+    session: AsyncSession, ticket: Ticket, people: dict[str, ParticipantRole], now: datetime
 ) -> None:
-    await insert_or_ignore(
-        session,
-        Participant,
-        ["ticket_id", "address"],
-        ticket_id=ticket.id,
-        address=address,
-        role=role,
-        created_at=now,
-    )
+    """Address → role; someone already taking part keeps their role."""
+    rows = [
+        {"ticket_id": ticket.id, "address": address, "role": role, "created_at": now}
+        for address, role in people.items()
+    ]
+    await insert_rows_or_ignore(session, Participant, ["ticket_id", "address"], rows)
 
 
 async def attachments_of(session: AsyncSession, message: Message) -> list[ParsedAttachment]:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import TicketTypeConfig
 from mailflow.db.models import NAME_LENGTH, ActorKind, Agent, Customer, History, Ticket
-from mailflow.db.upsert import insert_or_ignore
+from mailflow.db.upsert import upsert_returning
 from mailflow.mail.addresses import Mailbox
 from mailflow.tickets.events import Assigned, Event, StatusChanged
 
@@ -66,19 +66,16 @@ def mailbox_of(person: Customer | Agent) -> Mailbox:
 
 async def customer_for(session: AsyncSession, mailbox: Mailbox, now: datetime) -> Customer:
     """The customer with this address, created on first contact; safe under concurrency."""
-    await insert_or_ignore(
+    return await upsert_returning(
         session,
         Customer,
         ["email"],
+        # A name learnt later fills a blank one; a known name is never overwritten.
+        {"name": lambda new: case((Customer.name == "", new.name), else_=Customer.name)},
         email=mailbox.address,
         name=mailbox.name[:NAME_LENGTH],
         created_at=now,
     )
-    customer = await session.scalar(select(Customer).where(Customer.email == mailbox.address))
-    assert customer is not None
-    if mailbox.name and not customer.name:
-        customer.name = mailbox.name[:NAME_LENGTH]
-    return customer
 
 
 async def open_ticket(
