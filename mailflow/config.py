@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from mailflow.mail.addresses import is_valid_address, normalise
+from mailflow.mail.addresses import is_valid_address, normalise, split_tag
 
 CONFIG_ENV = "MAILFLOW_CONFIG"
 
@@ -117,21 +117,75 @@ class WebConfig(Section):
     base_url: str = "http://127.0.0.1:8025"
 
 
-class RelayConfig(Section):
-    host: str
-    port: Port = 25
-    security: Literal["none", "starttls", "tls"] = "starttls"
+_SECRET_SOURCES = ("password", "password_file", "oauth2_token_command", "oauth2_token_file")
+
+
+class Credentials(Section):
+    """A login: a password (inline or in a file) or an OAuth2 token (from a command or a
+    file, fetched anew at every login so that a refreshed token is picked up)."""
+
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
+    oauth2_token_command: str | None = None
+    oauth2_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Credentials:
+        given = [name for name in _SECRET_SOURCES if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set only one of {', '.join(given)}")
+        if given and not self.username:
+            raise ValueError(f"{given[0]} needs a username")
+        return self
+
+
+class RelayConfig(Credentials):
+    host: str
+    port: Port = 25
+    security: Literal["none", "starttls", "tls"] = "starttls"
     timeout: Duration = timedelta(seconds=60)
     validate_certs: bool = True
 
+
+class ImapAccountConfig(Credentials):
+    # A label for logs and the database's bookkeeping; keep it once chosen.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    host: str
+    port: Port | None = None  # 993 with tls, else 143
+    security: Literal["tls", "starttls", "none"] = "tls"
+    validate_certs: bool = True
+    folders: list[str] = Field(default=["INBOX"], min_length=1)
+    # The ticket address this mailbox feeds; without it each message is routed by its
+    # Delivered-To, X-Original-To, To and Cc headers.
+    deliver_to: str | None = None
+    # idle: IMAP IDLE where the server offers it, else polling; poll: always poll.
+    mode: Literal["idle", "poll"] = "idle"
+    poll_interval: Duration = timedelta(seconds=60)
+    # After a message is committed: flag it \Seen, or move it to `move_to`.
+    after: Literal["seen", "move"] = "seen"
+    move_to: str | None = None
+    timeout: Duration = timedelta(seconds=60)
+
     @model_validator(mode="after")
-    def _one_password(self) -> RelayConfig:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set password or password_file, not both")
+    def _move_needs_folder(self) -> ImapAccountConfig:
+        if self.after == "move" and not self.move_to:
+            raise ValueError('after = "move" needs move_to, the folder to move messages to')
         return self
+
+    @property
+    def tcp_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+class LmtpConfig(Section):
+    """An LMTP listener, for an MTA (Postfix, Exim) that delivers to mailflow."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 2424
+    # A Unix socket instead of host and port, e.g. inside Postfix's queue directory.
+    socket: Path | None = None
 
 
 class OutboxConfig(Section):
@@ -233,6 +287,8 @@ class Config(Section):
     instance: InstanceConfig = InstanceConfig()
     database: DatabaseConfig = DatabaseConfig()
     smtp: SmtpConfig = SmtpConfig()
+    lmtp: LmtpConfig = LmtpConfig()
+    imap: list[ImapAccountConfig] = []
     web: WebConfig = WebConfig()
     outbox: OutboxConfig = OutboxConfig()
     hygiene: HygieneConfig = HygieneConfig()
@@ -258,6 +314,15 @@ class Config(Section):
                         f"{address} belongs to both {seen[address]!r} and {ticket_type.name!r}"
                     )
                 seen[address] = ticket_type.name
+        names = [account.name for account in self.imap]
+        if len(set(names)) != len(names):
+            raise ValueError(f"imap account names repeat: {names}")
+        for account in self.imap:
+            if account.deliver_to and split_tag(account.deliver_to)[0] not in seen:
+                raise ValueError(
+                    f"imap account {account.name!r}: deliver_to {account.deliver_to} "
+                    "is not an address of any ticket type"
+                )
         return self
 
     def path(self, value: Path) -> Path:

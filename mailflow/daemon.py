@@ -8,11 +8,15 @@ import signal
 import structlog
 
 from mailflow.app import App
+from mailflow.credentials import check_secret_files
 from mailflow.db import migrate
+from mailflow.ingest.envelope import Channel
+from mailflow.ingest.imap import FolderWatcher, watchers
 from mailflow.ingest.inflight import InFlight
-from mailflow.ingest.smtp import SmtpListener
+from mailflow.ingest.smtp import MailListener
 from mailflow.outbox.sender import Sender
 from mailflow.outbox.transports import Transport, transport_for
+from mailflow.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -22,9 +26,14 @@ class Daemon:
         self.app = app
         self.inflight = InFlight()
         self.sender = Sender(app, transport or transport_for(app.config))
-        self.smtp: SmtpListener | None = None
+        self.scheduler = Scheduler()
+        self.listeners: list[MailListener] = []
+        self.watchers: list[FolderWatcher] = []
         self.smtp_address: tuple[str, int] | None = None
+        self.lmtp_at: str | None = None
         self.stopped = False
+        for index, account in enumerate(app.config.imap):
+            check_secret_files(app.config, account, f"imap[{index}]")
 
     async def start(self) -> None:
         config = self.app.config
@@ -32,9 +41,24 @@ class Daemon:
         self.app.on_outbox_change(self.sender.wake)
         self.sender.start()
         if config.smtp.enabled:
-            self.smtp = SmtpListener(self.app, self.inflight)
-            self.smtp_address = await self.smtp.start()
+            smtp = await self._listen(Channel.SMTP)
+            self.smtp_address = (config.smtp.host, smtp.port)
+        if config.lmtp.enabled:
+            self.lmtp_at = (await self._listen(Channel.LMTP)).where
+        self.watchers = watchers(self.app, self.inflight)
+        for watcher, account in ((w, w.account) for w in self.watchers):
+            watcher.start()
+            self.scheduler.every(
+                account.poll_interval, watcher.wake, f"imap-poll-{account.name}-{watcher.folder}"
+            )
+        self.scheduler.start()
         log.info("daemon.started", database=self.app.db.url.render_as_string(hide_password=True))
+
+    async def _listen(self, channel: Channel) -> MailListener:
+        listener = MailListener(self.app, self.inflight, channel)
+        self.listeners.append(listener)
+        await listener.start()
+        return listener
 
     async def stop(self) -> None:
         """Stop accepting, let messages under way commit, let deliveries under way finish."""
@@ -42,11 +66,13 @@ class Daemon:
             return
         self.stopped = True
         log.info("daemon.stopping")
-        if self.smtp is not None:
-            self.smtp.stop_listening()
+        self.scheduler.stop()
+        for listener in self.listeners:
+            listener.stop_listening()
+        await asyncio.gather(*(watcher.stop() for watcher in self.watchers))
         await self.inflight.drain()
-        if self.smtp is not None:
-            self.smtp.close_connections()
+        for listener in self.listeners:
+            listener.close_connections()
         await self.sender.stop()
         await self.app.close()
         log.info("daemon.stopped")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mailflow.cli import agents, check, db, inbound, inject, run, setup, tickets
+from mailflow.cli import agents, check, db, deliver, inbound, inject, run, setup, tickets
 from mailflow.cli.common import Cli
 from mailflow.config import CONFIG_ENV
 
@@ -23,7 +23,7 @@ def cli(config: Path | None) -> None:
     """mailflow: an email-driven helpdesk."""
 
 
-for module in (setup, run, check, db, tickets, agents, inject, inbound):
+for module in (setup, run, check, db, tickets, agents, inject, inbound, deliver):
     module.register(cli)
 
 

@@ -29,22 +29,30 @@ ATTEMPTS = 3
 
 # Gives the transaction its inbound row: a new one, or a quarantined one being retried.
 RowFactory = Callable[[AsyncSession], Awaitable[InboundMessage]]
+# Bookkeeping of the channel (an IMAP folder's last UID) to commit with the message.
+Also = Callable[[AsyncSession], Awaitable[None]]
 
 
-async def accept(app: App, raw: bytes, envelope: Envelope) -> Outcome:
-    """Answer only after the message, and all it caused, is committed (or quarantined)."""
+async def _nothing(session: AsyncSession) -> None:
+    return None
+
+
+async def accept(app: App, raw: bytes, envelope: Envelope, *, also: Also = _nothing) -> Outcome:
+    """Answer only after the message, and all it caused, is committed (or quarantined).
+    `also` runs inside whichever transaction keeps the message."""
     parsed = await _parse(raw)
 
     async def new_row(session: AsyncSession) -> InboundMessage:
         inbound = _inbound(raw, envelope, parsed)
         session.add(inbound)
         await session.flush()
+        await also(session)
         return inbound
 
     result = await _attempts(app, parsed, envelope, new_row)
     if isinstance(result, Outcome):
         return result
-    return await _quarantine(app, raw, envelope, parsed, result)
+    return await _quarantine(app, raw, envelope, parsed, result, also)
 
 
 async def retry(app: App, inbound_id: int) -> Outcome:
@@ -156,7 +164,12 @@ def _describe(failure: Exception) -> tuple[str, str]:
 
 
 async def _quarantine(
-    app: App, raw: bytes, envelope: Envelope, parsed: ParsedMessage, failure: Exception
+    app: App,
+    raw: bytes,
+    envelope: Envelope,
+    parsed: ParsedMessage,
+    failure: Exception,
+    also: Also = _nothing,
 ) -> Outcome:
     """Keep a message we could not process, with why; if even that fails, ask for a retry."""
     reason, error = _describe(failure)
@@ -166,6 +179,7 @@ async def _quarantine(
             inbound.state, inbound.reason, inbound.error = InboundState.QUARANTINED, reason, error
             session.add(inbound)
             await session.flush()
+            await also(session)
             inbound_id = inbound.id
     except Exception as exc:  # the edge: the database is gone too; the sender must retry
         log.error(

@@ -1,11 +1,13 @@
-"""The SMTP listener: aiosmtpd in the daemon's own loop, answering only after accept()."""
+"""SMTP and LMTP listeners: aiosmtpd in the daemon's own loop, answering only after accept()."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import structlog
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
@@ -27,7 +29,7 @@ def reply_for(outcome: Outcome) -> str:
 class Handler:
     """aiosmtpd hooks: RCPT checks the address, DATA hands the message to accept()."""
 
-    def __init__(self, app: App, inflight: InFlight, channel: Channel = Channel.SMTP) -> None:
+    def __init__(self, app: App, inflight: InFlight, channel: Channel) -> None:
         self.app = app
         self.inflight = inflight
         self.channel = channel
@@ -51,24 +53,35 @@ class Handler:
         assert isinstance(raw, bytes)
         inbound = Envelope(
             channel=self.channel,
-            mail_from=envelope.mail_from or "",
+            # MAIL FROM:<> arrives as ""; keep the null return path recognisable.
+            mail_from=envelope.mail_from or "<>",
             rcpt_tos=tuple(envelope.rcpt_tos),
             received_at=self.app.clock.now(),
         )
         # Shielded: a client that hangs up mid-commit does not cancel the commit.
-        return reply_for(await self.inflight.run(accept(self.app, raw, inbound)))
+        reply = reply_for(await self.inflight.run(accept(self.app, raw, inbound)))
+        if self.channel is Channel.LMTP:
+            # RFC 2033 §4.2: one reply per accepted recipient. The message is kept once, so
+            # every recipient shares its fate.
+            return "\r\n".join(reply for _ in envelope.rcpt_tos)
+        return reply
 
 
-class SmtpListener:
-    def __init__(self, app: App, inflight: InFlight) -> None:
+class MailListener:
+    """An SMTP or LMTP server on a TCP port or (LMTP) a Unix socket."""
+
+    def __init__(self, app: App, inflight: InFlight, channel: Channel = Channel.SMTP) -> None:
         self.app = app
-        self.handler = Handler(app, inflight)
+        self.channel = channel
+        self.handler = Handler(app, inflight, channel)
         self.server: asyncio.Server | None = None
         self.connections: set[SMTP] = set()
+        self.where = ""
 
     def _protocol(self) -> SMTP:
         smtp = self.app.config.smtp
-        protocol = _TrackedSMTP(
+        kind = _TrackedLMTP if self.channel is Channel.LMTP else _TrackedSMTP
+        protocol = kind(
             self.handler,
             data_size_limit=smtp.max_message_size,
             enable_SMTPUTF8=True,
@@ -79,17 +92,36 @@ class SmtpListener:
         protocol.registry = self.connections
         return protocol
 
-    async def start(self) -> tuple[str, int]:
-        smtp = self.app.config.smtp
+    async def start(self) -> str:
+        """Listen; return where, for the log and for tests."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._protocol, smtp.host, smtp.port)
-        host, port = self.server.sockets[0].getsockname()[:2]
-        log.info("smtp.listening", host=host, port=port)
-        return host, port
+        lmtp = self.app.config.lmtp
+        socket_path = lmtp.socket if self.channel is Channel.LMTP else None
+        if socket_path is not None:
+            path = self.app.config.path(socket_path)
+            path.unlink(missing_ok=True)
+            self.server = await loop.create_unix_server(self._protocol, str(path))
+            where = str(path)
+        else:
+            settings = lmtp if self.channel is Channel.LMTP else self.app.config.smtp
+            self.server = await loop.create_server(self._protocol, settings.host, settings.port)
+            host, port = self.server.sockets[0].getsockname()[:2]
+            where = f"{host}:{port}"
+        log.info(f"{self.channel.value}.listening", at=where)
+        self.where = where
+        return where
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
 
     def stop_listening(self) -> None:
         if self.server is not None:
             self.server.close()
+            socket_path = self.app.config.lmtp.socket
+            if self.channel is Channel.LMTP and socket_path is not None:
+                Path(self.app.config.path(socket_path)).unlink(missing_ok=True)
 
     def close_connections(self) -> None:
         for protocol in list(self.connections):
@@ -97,13 +129,23 @@ class SmtpListener:
                 protocol.transport.close()
 
 
-class _TrackedSMTP(SMTP):
+class _Tracked:
+    """Keeps a registry of open connections, to close them at shutdown."""
+
     registry: set[SMTP]
 
     def connection_made(self, transport: Any) -> None:
-        self.registry.add(self)
-        super().connection_made(transport)
+        self.registry.add(self)  # type: ignore[arg-type]
+        super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, error: Exception | None) -> None:
         self.registry.discard(self)
-        super().connection_lost(error)
+        super().connection_lost(error)  # type: ignore[misc]
+
+
+class _TrackedSMTP(_Tracked, SMTP):
+    pass
+
+
+class _TrackedLMTP(_Tracked, LMTP):
+    pass

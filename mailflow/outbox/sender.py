@@ -15,6 +15,8 @@ from mailflow.tickets import ops
 
 log = structlog.get_logger(__name__)
 
+BATCH_PER_SLOT = 8  # rows claimed per batch for each concurrent delivery
+
 
 class Sender:
     def __init__(self, app: App, transport: Transport) -> None:
@@ -52,18 +54,24 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), interval)
 
     async def run_once(self) -> int:
-        """One batch: claim up to `concurrency` due rows, deliver them side by side, then
-        record every result in one transaction (ingest waits on the same database)."""
+        """One batch: claim due rows, deliver them `concurrency` at a time, then record every
+        result in one transaction. Two transactions a batch, however large: under load the
+        sender waits in the same queue for the database as every incoming message."""
         outbox = self.app.config.outbox
         claimed = await claim_due(
-            self.app.db, self.app.clock.now(), outbox.lease, outbox.concurrency
+            self.app.db, self.app.clock.now(), outbox.lease, outbox.concurrency * BATCH_PER_SLOT
         )
         if claimed:
-            results = await asyncio.gather(*(self._attempt(mail) for mail in claimed))
+            slots = asyncio.Semaphore(outbox.concurrency)
+            results = await asyncio.gather(*(self._attempt(mail, slots) for mail in claimed))
             await self._settle(list(zip(claimed, results, strict=True)))
         return len(claimed)
 
-    async def _attempt(self, mail: Claimed) -> Attempt:
+    async def _attempt(self, mail: Claimed, slots: asyncio.Semaphore) -> Attempt:
+        async with slots:
+            return await self._deliver(mail)
+
+    async def _deliver(self, mail: Claimed) -> Attempt:
         try:
             return Attempt(note=await self.transport.send(mail))
         except PermanentFailure as exc:

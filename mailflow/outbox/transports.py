@@ -12,7 +12,8 @@ from typing import Protocol
 
 import aiosmtplib
 
-from mailflow.config import Config, ConfigError, RelayConfig
+from mailflow.config import Config, RelayConfig
+from mailflow.credentials import CredentialError, check_secret_files, login_for
 from mailflow.outbox.queue import Claimed
 
 
@@ -62,12 +63,21 @@ class MaildirTransport:
 
 
 class SmtpRelay:
-    def __init__(self, relay: RelayConfig, password: str | None) -> None:
+    def __init__(self, relay: RelayConfig, base: Path) -> None:
         self.relay = relay
-        self.password = password
+        self.base = base
 
     async def send(self, mail: Claimed) -> str:
         relay = self.relay
+        try:
+            login = await login_for(relay, self.base)
+        except CredentialError as exc:
+            raise TemporaryFailure(f"relay login: {exc}") from exc
+
+        async def token() -> str:
+            assert login is not None
+            return login.secret
+
         try:
             errors, response = await aiosmtplib.send(
                 mail.raw,
@@ -77,8 +87,9 @@ class SmtpRelay:
                 port=relay.port,
                 use_tls=relay.security == "tls",
                 start_tls=relay.security == "starttls",
-                username=relay.username,
-                password=self.password,
+                username=login.username if login else None,
+                password=login.secret if login and not login.oauth2 else None,
+                oauth_token_generator=token if login and login.oauth2 else None,
                 timeout=relay.timeout.total_seconds(),
                 validate_certs=relay.validate_certs,
             )
@@ -100,12 +111,5 @@ def transport_for(config: Config) -> Transport:
     relay = config.outbox.relay
     if relay is None:
         return MaildirTransport(config.path(config.outbox.maildir))
-    password = relay.password
-    if relay.password_file is not None:
-        try:
-            password = config.path(relay.password_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                config.source, "outbox.relay.password_file", f"cannot be read: {exc}"
-            ) from None
-    return SmtpRelay(relay, password)
+    check_secret_files(config, relay, "outbox.relay")
+    return SmtpRelay(relay, config.base_dir)

@@ -14,7 +14,7 @@ import pytest
 from mailflow.app import App
 from mailflow.db.models import InboundMessage, InboundState, Message, Ticket
 from mailflow.ingest.inflight import InFlight
-from mailflow.ingest.smtp import SmtpListener
+from mailflow.ingest.smtp import MailListener
 from tests.conftest import PG_URL, MakeConfig, RelaySink, StartDaemon
 from tests.support import all_rows, build_message, get_ticket, smtp_send
 
@@ -136,8 +136,9 @@ async def test_unreachable_database_answers_451(make_config: MakeConfig) -> None
         dead = probe.getsockname()[1]
     config = make_config({"database": {"url": f"postgresql://postgres@127.0.0.1:{dead}/none"}})
     app = App(config)
-    listener = SmtpListener(app, InFlight())
-    _, port = await listener.start()
+    listener = MailListener(app, InFlight())
+    await listener.start()
+    port = listener.port
     try:
         code, reply = await smtp_send(port, build_message())
     finally:

@@ -59,6 +59,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("email", name=op.f("uq_customers_email")),
     )
     op.create_table(
+        "imap_folders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account", sa.String(length=100), nullable=False),
+        sa.Column("folder", sa.String(length=500), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("failing_uid", sa.BigInteger(), nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_imap_folders")),
+        sa.UniqueConstraint("account", "folder", name=op.f("uq_imap_folders_account")),
+    )
+    op.create_table(
         "tickets",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
@@ -363,6 +376,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tickets_assignee_status")
 
     op.drop_table("tickets")
+    op.drop_table("imap_folders")
     op.drop_table("customers")
     op.drop_table("blobs")
     with op.batch_alter_table("automatic_mail", schema=None) as batch_op:
