@@ -76,7 +76,8 @@ async def connect(account: ImapAccountConfig, base: Path) -> aioimaplib.IMAP4:
     if login is None:
         raise ImapError("no username configured")
     if login.oauth2:
-        _ok(await client.xoauth2(login.username, login.secret.encode()), "XOAUTH2 login")
+        # aioimaplib's annotation says bytes, but it encodes the token itself.
+        _ok(await client.xoauth2(login.username, login.secret), "XOAUTH2 login")
     else:
         _ok(await client.login(login.username, login.secret), "login")
     return client

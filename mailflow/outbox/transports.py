@@ -93,6 +93,9 @@ class SmtpRelay:
                 timeout=relay.timeout.total_seconds(),
                 validate_certs=relay.validate_certs,
             )
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            # Our credentials, not this mail: keep it and retry until someone fixes them.
+            raise TemporaryFailure(f"relay refused our login: {exc.code} {exc.message}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise _by_code(min(r.code for r in exc.recipients), str(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
