@@ -39,6 +39,7 @@ class Outgoing:
     date: datetime
     html: str | None = None
     reply_to: Mailbox | None = None
+    cc: tuple[Mailbox, ...] = ()
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     auto_submitted: str | None = AutoSubmitted.AUTO_GENERATED
@@ -68,13 +69,21 @@ def _decoded(value: str) -> str:
 
 
 def _address(mailbox: Mailbox) -> Address:
-    return Address(display_name=header_safe(mailbox.name), addr_spec=mailbox.address)
+    name = header_safe(mailbox.name)
+    try:
+        return Address(display_name=name, addr_spec=mailbox.address)
+    except (ValueError, IndexError, HeaderParseError):
+        # A local part that is no dot-atom ("bob.@example.com") is written quoted instead.
+        local, _, domain = mailbox.address.rpartition("@")
+        return Address(display_name=name, username=local, domain=domain)
 
 
 def compose(out: Outgoing) -> EmailMessage:
     message = EmailMessage()
     message["From"] = _address(out.sender)
     message["To"] = [_address(m) for m in out.to]
+    if out.cc:
+        message["Cc"] = [_address(m) for m in out.cc]
     if out.reply_to:
         message["Reply-To"] = _address(out.reply_to)
     message["Subject"] = header_safe(out.subject)

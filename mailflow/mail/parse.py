@@ -65,15 +65,18 @@ class ParsedMessage:
         return tuple(seen)
 
 
+MAX_MESSAGE_ID = 900  # RFC 5322 lines end at 998 characters; longer "IDs" are garbage
+
+
 def message_ids(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     found = _MSGID.findall(value)
-    if found:
-        return tuple(found)
-    words = value.split()  # an ID without its angle brackets, or missing one of them
-    bare = words[0].strip("<>") if words else ""
-    return (bare,) if bare else ()
+    if not found:
+        words = value.split()  # an ID without its angle brackets, or missing one of them
+        bare = words[0].strip("<>") if words else ""
+        found = [bare] if bare else []
+    return tuple(mid for mid in found if len(mid) <= MAX_MESSAGE_ID)
 
 
 def decode_text(payload: bytes, charset: str | None) -> tuple[str, str | None]:

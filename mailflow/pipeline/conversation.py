@@ -15,6 +15,9 @@ from mailflow.tickets.numbers import find_tag, number_from_tag
 async def find_ticket(services: Services, intake: Intake) -> Disposition:
     assert intake.route is not None
     session = services.session
+    if intake.ticket is not None:  # named by the return path it was sent to
+        intake.decide("thread", f"the return path names ticket {intake.ticket.id}")
+        return Disposition.CONTINUE
     referenced = await tickets_referenced(session, intake.parsed.thread_ids)
     if referenced:
         intake.ticket = await session.get(Ticket, referenced[0])

@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy import select
 
-from mailflow.db.models import InboundMessage, InboundState
-from mailflow.mail.automatic import AutoKind, classify
+from mailflow.db.models import InboundMessage, InboundState, OutboxMessage, Ticket
+from mailflow.mail.automatic import AutoKind, Verdict, classify
 from mailflow.mail.dsn import read_bounce
 from mailflow.outbox import bounces
 from mailflow.pipeline.intake import Disposition, Intake, Services
@@ -58,9 +58,25 @@ async def duplicate(services: Services, intake: Intake) -> Disposition:
     return Disposition.CONTINUE
 
 
+async def _to_return_path(services: Services, intake: Intake) -> Verdict | None:
+    """Only machines write to a return path (RFC 3834 §4 sends auto-replies there): what is
+    not a bounce is an auto-reply, kept on the ticket of the mail it answers."""
+    for rcpt in intake.envelope.rcpt_tos:
+        outbox_id = bounces.outbox_id_of(services.signer, rcpt)
+        if outbox_id is None:
+            continue
+        row = await services.session.get(OutboxMessage, outbox_id)
+        if row is not None and row.ticket_id is not None:
+            intake.ticket = await services.session.get(Ticket, row.ticket_id)
+        return Verdict(AutoKind.AUTO_REPLY, f"sent to the return path of outbox {outbox_id}")
+    return None
+
+
 async def automatic(services: Services, intake: Intake) -> Disposition:
     """Machines get no answers; bounces update the outbox and open no ticket."""
     verdict = classify(intake.parsed, intake.envelope.mail_from)
+    if verdict is None or verdict.kind is not AutoKind.BOUNCE:
+        verdict = await _to_return_path(services, intake) or verdict
     if verdict is None:
         return Disposition.CONTINUE
     intake.automatic = verdict

@@ -461,3 +461,18 @@ async def test_non_ascii_names_are_encoded(
     assert b"=?utf-8?" in headers
     assert str(auto_reply.message["To"]) == "Zoë Ångström <zoe@customer.test>"
     assert auto_reply.message["From"].addresses[0].display_name == "Überstunden Süd"
+
+
+async def test_unmarked_mail_to_our_return_path_opens_no_ticket(
+    start_daemon: StartDaemon, relay_sink: RelaySink
+) -> None:
+    """RFC 3834 §4 sends auto-replies to the return path; only machines write there."""
+    running = await start_daemon()
+    await smtp_send(running.port, build_message(message_id="<q@customer.test>"))
+    (auto_reply,) = await relay_sink.wait_for(1)
+    away = build_message(subject="Away until Monday", message_id="<away@customer.test>")
+    assert (await smtp_send(running.port, away, rcpt_tos=[auto_reply.mail_from]))[0] == 250
+    assert len(await all_rows(running.app, Ticket)) == 1
+    assert len(await all_rows(running.app, OutboxMessage)) == 1
+    kept = (await all_rows(running.app, Message))[-1]
+    assert (kept.ticket_id, kept.automatic) == (1, "auto_reply")
