@@ -246,6 +246,31 @@ class IdentityConfig(Section):
     trusted_authserv_ids: list[str] = []
 
 
+class FieldConfig(Section):
+    """A custom field of usergroups, validated when it is set."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: Literal["text", "phone", "address", "url", "choice"] = "text"
+    label: str | None = None
+    choices: list[str] = []
+
+    @model_validator(mode="after")
+    def _choices_for_choice(self) -> FieldConfig:
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError("a field of type choice needs choices, and only it has them")
+        return self
+
+
+class PeopleConfig(Section):
+    # A customer marks a ticket private, hiding it from their usergroup's supervisors and
+    # other members, with this marker in the subject or this header set to "yes".
+    private_subject_marker: str = "[private]"
+    private_header: str = "X-Mailflow-Private"
+    # Team administrators may always change a ticket's usergroup; operators only if allowed.
+    operators_may_change_usergroup: bool = False
+    usergroup_fields: list[FieldConfig] = []
+
+
 class RulesConfig(Section):
     # Directory of *.yaml rule files; the shipped rules/ when unset.
     dir: Path | None = None
@@ -292,6 +317,7 @@ class Config(Section):
     web: WebConfig = WebConfig()
     outbox: OutboxConfig = OutboxConfig()
     hygiene: HygieneConfig = HygieneConfig()
+    people: PeopleConfig = PeopleConfig()
     identity: IdentityConfig = IdentityConfig()
     rules: RulesConfig = RulesConfig()
     templates: TemplatesConfig = TemplatesConfig()

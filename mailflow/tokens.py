@@ -25,6 +25,7 @@ _TAG = re.compile(rf"^(\d{{1,12}})-([a-z])(\d{{1,12}})-([a-z2-7]{{{SIGNATURE_LEN
 class Role(enum.StrEnum):
     CUSTOMER = "c"
     AGENT = "a"
+    SUPERVISOR = "s"  # a customer supervising the ticket's usergroup
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from mailflow.app import App
 from mailflow.db.models import Agent, Ticket
+from mailflow.db.people import AgentRole
+from mailflow.people.directory import team_named
 
 T = TypeVar("T")
 
@@ -75,9 +77,16 @@ async def smtp_send(
 
 
 async def add_agent(
-    app: App, email: str, name: str, *, types: list[str] | None = None, notify: bool = True
+    app: App,
+    email: str,
+    name: str,
+    *,
+    types: list[str] | None = None,
+    notify: bool = True,
+    role: AgentRole = AgentRole.OPERATOR,
 ) -> Agent:
     async with app.db.transaction() as session:
+        team = await team_named(session, None, app.clock.now())
         agent = Agent(
             email=email,
             name=name,
@@ -85,6 +94,8 @@ async def add_agent(
             notify=notify,
             active=True,
             created_at=app.clock.now(),
+            team_id=team.id,
+            role=role,
         )
         session.add(agent)
     return agent

@@ -43,7 +43,8 @@ def test_init_writes_a_config_that_check_accepts(tmp_cwd: Path) -> None:
     assert "exists; keeping it" in again.output
     checked = CliRunner().invoke(cli, ["--config", "mailflow.toml", "check"])
     assert checked.exit_code == 0, checked.output
-    assert "rules: ok (8 enabled)" in checked.output
+    shipped = (Path(__file__).parents[1] / "rules" / "default.yaml").read_text()
+    assert f"rules: ok ({shipped.count('  - name:')} enabled)" in checked.output
 
 
 def test_check_reports_a_broken_template(tmp_path: Path, config_file: Path) -> None:
@@ -74,9 +75,12 @@ def test_agents_are_added_updated_and_listed(config_file: Path) -> None:
         {
             "email": "alice@staff.test",
             "name": "Alice A.",
+            "team": "support",
+            "role": "operator",
             "active": True,
             "notify": False,
             "types": "all",
+            "groups": "",
         }
     ]
     bad = CliRunner().invoke(
@@ -113,6 +117,8 @@ def test_inject_then_list_and_show(tmp_path: Path, config_file: Path) -> None:
         "PRIORITY",
         "SUBJECT",
         "CUSTOMER",
+        "USERGROUP",
+        "GROUP",
         "ASSIGNEE",
         "UPDATED",
     ]

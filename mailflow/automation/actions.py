@@ -12,16 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.automation.conditions import Facts
 from mailflow.config import Config, TicketTypeConfig
-from mailflow.db.models import Agent, Ticket
+from mailflow.db.models import Agent, Participant, Ticket
 from mailflow.mail.addresses import Mailbox, is_valid_address, normalise
 from mailflow.mail.compose import AutoSubmitted
 from mailflow.outbox.mailer import Mailer, Recipient, TemplateMail
+from mailflow.people import directory, usergroups
 from mailflow.render import Renderer
 from mailflow.tickets import ops
 from mailflow.tickets.events import CustomerReplied, Event, TicketCreated
 from mailflow.tokens import Role
-
-PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 class ActionProblem(Exception):
@@ -111,15 +110,15 @@ def _set_status(value: Any, load: LoadScope) -> Action:
 @action("set_priority")
 def _set_priority(value: Any, load: LoadScope) -> Action:
     priority = _text(value, "set_priority")
-    if priority not in PRIORITIES:
-        raise ActionProblem(f"set_priority: {priority!r} is not one of {', '.join(PRIORITIES)}")
+    if priority not in ops.PRIORITIES:
+        raise ActionProblem(f"set_priority: {priority!r} is not one of {', '.join(ops.PRIORITIES)}")
 
     async def run(scope: RunScope) -> Result:
-        old = scope.ticket.priority
-        if old != priority:
-            scope.ticket.priority = priority
-            scope.note("priority_changed", old=old, new=priority)
-        return Result()
+        return Result(
+            ops.set_priority(
+                scope.ticket, priority, actor=scope.actor, now=scope.now, session=scope.session
+            )
+        )
 
     return run
 
@@ -166,30 +165,78 @@ def _stop(value: Any, load: LoadScope) -> Action:
     return run
 
 
-# Who `send` can address, besides a literal address.
-RECIPIENTS = ("customer", "assignee", "type_agents", "assignee_or_type_agents", "replying_agent")
-
-
 async def _type_agents(scope: RunScope) -> list[Agent]:
     agents = (await scope.session.scalars(select(Agent).where(Agent.active, Agent.notify))).all()
     return [a for a in agents if a.serves(scope.ticket.type)]
 
 
-async def _recipients(scope: RunScope, who: str) -> list[Recipient]:
+async def _assignee(scope: RunScope) -> list[Agent]:
+    assignee = scope.ticket.assignee
+    return [assignee] if assignee and assignee.active and assignee.notify else []
+
+
+async def _group(scope: RunScope) -> list[Agent]:
+    group_id = scope.ticket.group_id
+    if group_id is None:
+        return []
+    return [a for a in await directory.group_agents(scope.session, group_id) if a.notify]
+
+
+async def _responsible(scope: RunScope) -> list[Agent]:
+    """The assignee; while there is none, the ticket's group; without one, the type's agents."""
+    return await _assignee(scope) or await _group(scope) or await _type_agents(scope)
+
+
+async def _ticket_agents(scope: RunScope) -> list[Agent]:
+    """Everyone on the agents' side of this ticket: assignee, group, agents who took part."""
+    took_part = await scope.session.scalars(
+        select(Agent)
+        .join(Participant, Participant.address == Agent.email)
+        .where(Participant.ticket_id == scope.ticket.id, Agent.active, Agent.notify)
+    )
+    found = [*await _assignee(scope), *await _group(scope), *took_part.all()]
+    return list({agent.id: agent for agent in found}.values())
+
+
+async def _replying_agent(scope: RunScope) -> list[Agent]:
+    return [scope.facts.agent] if scope.facts.agent else []
+
+
+AGENT_RECIPIENTS: dict[str, Callable[[RunScope], Awaitable[list[Agent]]]] = {
+    "assignee": _assignee,
+    "group": _group,
+    "assignee_or_type_agents": _responsible,
+    "type_agents": _type_agents,
+    "ticket_agents": _ticket_agents,
+    "replying_agent": _replying_agent,
+}
+# Who `send` can address, besides a literal address.
+RECIPIENTS = ("customer", "supervisors", *AGENT_RECIPIENTS)
+
+
+async def _supervisors(scope: RunScope) -> list[Recipient]:
+    """The usergroup's supervisors, unless the ticket is private or they asked for quiet."""
     ticket = scope.ticket
-    agents: list[Agent] = []
+    if ticket.private or ticket.usergroup is None or not ticket.usergroup.notify_supervisors:
+        return []
+    people = await usergroups.supervisors(scope.session, ticket.usergroup.id)
+    return [
+        Recipient(ops.mailbox_of(person), Role.SUPERVISOR, person.id)
+        for person in people
+        if person.id != ticket.customer_id
+    ]
+
+
+async def _recipients(scope: RunScope, who: str) -> list[Recipient]:
     if who == "customer":
-        customer = ticket.customer
+        customer = scope.ticket.customer
         return [Recipient(ops.mailbox_of(customer), Role.CUSTOMER, customer.id)]
-    if who in ("assignee", "assignee_or_type_agents") and ticket.assignee:
-        agents = [ticket.assignee] if ticket.assignee.active and ticket.assignee.notify else []
-    elif who in ("type_agents", "assignee_or_type_agents"):
-        agents = await _type_agents(scope)
-    elif who == "replying_agent" and scope.facts.agent:
-        agents = [scope.facts.agent]
-    elif "@" in who:
-        return [Recipient(Mailbox("", normalise(who)), Role.CUSTOMER)]
-    return [Recipient(ops.mailbox_of(a), Role.AGENT, a.id) for a in agents]
+    if who == "supervisors":
+        return await _supervisors(scope)
+    if who in AGENT_RECIPIENTS:
+        agents = await AGENT_RECIPIENTS[who](scope)
+        return [Recipient(ops.mailbox_of(a), Role.AGENT, a.id) for a in agents]
+    return [Recipient(Mailbox("", normalise(who)), Role.CUSTOMER)]
 
 
 def _answers_customer(event: Event, who: str) -> bool:

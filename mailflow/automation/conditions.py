@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mailflow.db.models import Agent, Message, Ticket
-from mailflow.tickets.events import Event, StatusChanged
+from mailflow.tickets.events import Assigned, Event, StatusChanged
 
 
 class ConditionProblem(Exception):
@@ -36,6 +36,9 @@ FIELDS: dict[str, Callable[[Facts], object]] = {
     "ticket.priority": lambda f: f.ticket.priority,
     "ticket.subject": lambda f: f.ticket.subject,
     "ticket.assignee": lambda f: f.ticket.assignee.email if f.ticket.assignee else None,
+    "ticket.group": lambda f: f.ticket.group.name if f.ticket.group else None,
+    "ticket.usergroup": lambda f: f.ticket.usergroup.name if f.ticket.usergroup else None,
+    "ticket.private": lambda f: f.ticket.private,
     "customer.email": lambda f: f.ticket.customer.email,
     "customer.name": lambda f: f.ticket.customer.name,
     "customer.domain": lambda f: _domain(f.ticket.customer.email),
@@ -44,6 +47,12 @@ FIELDS: dict[str, Callable[[Facts], object]] = {
     "message.from": lambda f: f.message.from_address if f.message else None,
     "message.has_attachments": lambda f: bool(f.message and f.message.attachments),
     "agent.email": lambda f: f.agent.email if f.agent else None,
+    "assigned.agent_changed": lambda f: (
+        isinstance(f.event, Assigned) and f.event.old_agent_id != f.event.new_agent_id
+    ),
+    "assigned.group_changed": lambda f: (
+        isinstance(f.event, Assigned) and f.event.old_group_id != f.event.new_group_id
+    ),
     "change.old": lambda f: f.event.old if isinstance(f.event, StatusChanged) else None,
     "change.new": lambda f: f.event.new if isinstance(f.event, StatusChanged) else None,
 }

@@ -16,7 +16,7 @@ from mailflow.config import Config
 from mailflow.db.models import Agent, Message, Ticket
 from mailflow.outbox.mailer import Mailer
 from mailflow.tickets import ops
-from mailflow.tickets.events import AgentReplied, Event
+from mailflow.tickets.events import Event
 
 log = structlog.get_logger(__name__)
 
@@ -27,11 +27,15 @@ class Engine:
     config: Config
     mailer: Mailer
 
-    async def run(self, session: AsyncSession, events: list[Event], now: datetime) -> None:
-        """Events caused by actions are handled in turn, up to `rules.max_depth` links deep."""
-        queue = deque((event, 0) for event in events)
+    async def run(
+        self, session: AsyncSession, events: list[Event], now: datetime, agent: Agent | None = None
+    ) -> None:
+        """Events caused by actions are handled in turn, up to `rules.max_depth` links deep.
+        `agent` is who acted, if an agent did: nobody is mailed about what they did, also
+        through the events their act causes down the chain."""
+        queue = deque((event, 0, agent) for event in events)
         while queue:
-            event, depth = queue.popleft()
+            event, depth, acting = queue.popleft()
             ticket = await session.get(Ticket, event.ticket_id)
             if ticket is None:
                 continue
@@ -47,13 +51,14 @@ class Engine:
                 )
                 log.warning("rules.chain_stopped", ticket=ticket.id, trigger=event.trigger)
                 continue
-            caused = await self._apply(session, ticket, event, now)
-            queue.extend((e, depth + 1) for e in caused)
+            facts = await self._facts(session, ticket, event, acting)
+            caused = await self._apply(session, ticket, facts, now)
+            queue.extend((e, depth + 1, facts.agent) for e in caused)
 
     async def _apply(
-        self, session: AsyncSession, ticket: Ticket, event: Event, now: datetime
+        self, session: AsyncSession, ticket: Ticket, facts: Facts, now: datetime
     ) -> list[Event]:
-        facts = await self._facts(session, ticket, event)
+        event = facts.event
         caused: list[Event] = []
         for rule in self.rules.matching(event.trigger, ticket.type):
             if rule.condition is not None and not rule.condition.holds(facts):
@@ -71,10 +76,11 @@ class Engine:
                 break
         return caused
 
-    async def _facts(self, session: AsyncSession, ticket: Ticket, event: Event) -> Facts:
+    async def _facts(
+        self, session: AsyncSession, ticket: Ticket, event: Event, acting: Agent | None
+    ) -> Facts:
         message_id = getattr(event, "message_id", None)
         message = await session.get(Message, message_id) if message_id else None
-        agent = None
-        if isinstance(event, AgentReplied):
-            agent = await session.get(Agent, event.agent_id)
+        agent_id = getattr(event, "agent_id", None)
+        agent = await session.get(Agent, agent_id) if agent_id else acting
         return Facts(ticket=ticket, event=event, message=message, agent=agent)

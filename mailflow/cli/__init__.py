@@ -6,7 +6,18 @@ from pathlib import Path
 
 import click
 
-from mailflow.cli import agents, check, db, deliver, inbound, inject, run, setup, tickets
+from mailflow.cli import (
+    agents,
+    check,
+    db,
+    deliver,
+    inbound,
+    inject,
+    run,
+    setup,
+    tickets,
+    usergroups,
+)
 from mailflow.cli.common import Cli
 from mailflow.config import CONFIG_ENV
 
@@ -23,7 +34,7 @@ def cli(config: Path | None) -> None:
     """mailflow: an email-driven helpdesk."""
 
 
-for module in (setup, run, check, db, tickets, agents, inject, inbound, deliver):
+for module in (setup, run, check, db, tickets, agents, usergroups, inject, inbound, deliver):
     module.register(cli)
 
 

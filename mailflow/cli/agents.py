@@ -1,29 +1,206 @@
-"""`mailflow agent`: the people who answer tickets."""
+"""`mailflow team`, `group` and `agent`: the support side, administered from the command line."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import click
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, config_of, database, run
+from mailflow.cli.common import Config, config_of, in_transaction
 from mailflow.cli.output import FORMATS, render
-from mailflow.clock import SystemClock
-from mailflow.db.models import Agent
+from mailflow.db.models import NAME_LENGTH, Agent
+from mailflow.db.people import AgentRole, Group, GroupMember, Team
 from mailflow.mail.addresses import is_valid_address, normalise
+from mailflow.people import directory
+
+ROLES = [role.value for role in AgentRole]
 
 
 @dataclass(frozen=True, slots=True)
 class AgentRow:
     email: str
     name: str
+    team: str
+    role: str
     active: bool
     notify: bool
     types: str
+    groups: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    team: str
+    group: str
+    members: str
+
+
+async def _agent(session: AsyncSession, email: str) -> Agent:
+    agent = await session.scalar(select(Agent).where(Agent.email == normalise(email)))
+    if agent is None:
+        raise directory.NotFound(f"no agent {email}")
+    return agent
+
+
+async def _group(session: AsyncSession, name: str) -> Group:
+    group = await directory.find_group(session, name)
+    if group is None:
+        raise directory.NotFound(f"no group {name!r}")
+    return group
 
 
 def register(cli: click.Group) -> None:
+    _register_teams(cli)
+    _register_groups(cli)
+    _register_agents(cli)
+
+
+def _register_teams(cli: click.Group) -> None:
+    @cli.group("team")
+    def team_group() -> None:
+        """Support teams (one is made, named "support", when the first agent is added)."""
+
+    @team_group.command("create")
+    @click.argument("name")
+    @click.pass_context
+    def create(ctx: click.Context, name: str) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            if await session.scalar(select(Team).where(func.lower(Team.name) == name.lower())):
+                raise directory.NotFound(f"team {name!r} exists already")
+            session.add(Team(name=name, created_at=now))
+
+        in_transaction(ctx, work)
+        click.echo(f"created team {name}")
+
+    @team_group.command("rename")
+    @click.argument("old")
+    @click.argument("new")
+    @click.pass_context
+    def rename(ctx: click.Context, old: str, new: str) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            (await directory.team_named(session, old, now)).name = new
+
+        in_transaction(ctx, work)
+        click.echo(f"renamed team {old} to {new}")
+
+    @team_group.command("list")
+    @click.pass_context
+    def list_teams(ctx: click.Context) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> list[str]:
+            return list((await session.scalars(select(Team.name).order_by(Team.name))).all())
+
+        for name in in_transaction(ctx, work):
+            click.echo(name)
+
+
+def _register_groups(cli: click.Group) -> None:
+    @cli.group("group")
+    def group_group() -> None:
+        """Groups of agents inside a team; tickets can be assigned to a group."""
+
+    @group_group.command("create")
+    @click.argument("name")
+    @click.option("--team", help="The team (default: the one team).")
+    @click.pass_context
+    def create(ctx: click.Context, name: str, team: str | None) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            if await directory.find_group(session, name):
+                raise directory.NotFound(f"group {name!r} exists already")
+            owner = await directory.team_named(session, team, now)
+            session.add(Group(team_id=owner.id, name=name, created_at=now))
+
+        in_transaction(ctx, work)
+        click.echo(f"created group {name}")
+
+    @group_group.command("rename")
+    @click.argument("old")
+    @click.argument("new")
+    @click.pass_context
+    def rename(ctx: click.Context, old: str, new: str) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            (await _group(session, old)).name = new
+
+        in_transaction(ctx, work)
+        click.echo(f"renamed group {old} to {new}")
+
+    @group_group.command("delete")
+    @click.argument("name")
+    @click.option(
+        "--purge-closed", is_flag=True, help="Also delete the group's closed tickets, for good."
+    )
+    @click.pass_context
+    def delete_group(ctx: click.Context, name: str, purge_closed: bool) -> None:
+        """Open tickets go back to unassigned; closed ones stay, detached, unless purged."""
+
+        async def work(session: AsyncSession, config: Config, now: datetime) -> tuple[int, int]:
+            group = await _group(session, name)
+            return await directory.delete_group(
+                session, config, group, purge_closed=purge_closed, now=now
+            )
+
+        reopened, closed = in_transaction(ctx, work)
+        fate = "deleted" if purge_closed else "kept, detached from the group"
+        click.echo(
+            f"deleted group {name}: {reopened} open tickets back to unassigned, "
+            f"{closed} closed tickets {fate}"
+        )
+
+    @group_group.command("add-member")
+    @click.argument("name")
+    @click.argument("emails", nargs=-1, required=True)
+    @click.pass_context
+    def add_member(ctx: click.Context, name: str, emails: tuple[str, ...]) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            group = await _group(session, name)
+            for email in emails:
+                agent = await _agent(session, email)
+                if agent.team_id != group.team_id:
+                    raise directory.NotFound(f"{agent.email} is not in the team of {name}")
+                if await session.get(GroupMember, (group.id, agent.id)) is None:
+                    session.add(GroupMember(group_id=group.id, agent_id=agent.id))
+
+        in_transaction(ctx, work)
+        click.echo(f"group {name}: added {', '.join(emails)}")
+
+    @group_group.command("remove-member")
+    @click.argument("name")
+    @click.argument("emails", nargs=-1, required=True)
+    @click.pass_context
+    def remove_member(ctx: click.Context, name: str, emails: tuple[str, ...]) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            group = await _group(session, name)
+            for email in emails:
+                agent = await _agent(session, email)
+                await session.execute(
+                    delete(GroupMember).where(
+                        GroupMember.group_id == group.id, GroupMember.agent_id == agent.id
+                    )
+                )
+
+        in_transaction(ctx, work)
+        click.echo(f"group {name}: removed {', '.join(emails)}")
+
+    @group_group.command("list")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @click.pass_context
+    def list_groups(ctx: click.Context, fmt: str) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> list[GroupRow]:
+            rows = []
+            groups = await session.execute(
+                select(Group, Team.name).join(Team, Team.id == Group.team_id).order_by(Group.name)
+            )
+            for group, team in groups:
+                members = await directory.group_agents(session, group.id)
+                rows.append(GroupRow(team, group.name, ", ".join(a.email for a in members)))
+            return rows
+
+        click.echo(render(in_transaction(ctx, work), fmt, ("team", "group", "members")))
+
+
+def _register_agents(cli: click.Group) -> None:
     @cli.group("agent")
     def agent_group() -> None:
         """Agents: who may answer tickets by email."""
@@ -31,6 +208,8 @@ def register(cli: click.Group) -> None:
     @agent_group.command("add")
     @click.argument("email")
     @click.option("--name", required=True, help="Shown to customers as the sender of replies.")
+    @click.option("--team", help="The agent's team (default: the one team).")
+    @click.option("--role", type=click.Choice(ROLES), default="operator", show_default=True)
     @click.option(
         "--type",
         "types",
@@ -45,53 +224,98 @@ def register(cli: click.Group) -> None:
     )
     @click.pass_context
     def add(
-        ctx: click.Context, email: str, name: str, types: tuple[str, ...], notify: bool
+        ctx: click.Context,
+        email: str,
+        name: str,
+        team: str | None,
+        role: str,
+        types: tuple[str, ...],
+        notify: bool,
     ) -> None:
         """Add an agent, or update the one with this address."""
         config = config_of(ctx)
-        if not is_valid_address(email):
-            raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
-        known = {t.name for t in config.types}
-        unknown = sorted(set(types) - known)
-        if unknown:
-            raise click.BadParameter(
-                f"unknown types {unknown}; known: {sorted(known)}", param_hint="--type"
-            )
-        created = run(_add(config, normalise(email), name, list(types), notify))
+        _check_agent(config, email, name, types)
+
+        async def work(session: AsyncSession, config: Config, now: datetime) -> bool:
+            owner = await directory.team_named(session, team, now)
+            agent = await session.scalar(select(Agent).where(Agent.email == normalise(email)))
+            if agent is None:
+                session.add(
+                    Agent(
+                        email=normalise(email),
+                        name=name,
+                        types=list(types),
+                        notify=notify,
+                        active=True,
+                        created_at=now,
+                        team_id=owner.id,
+                        role=AgentRole(role),
+                    )
+                )
+                return True
+            agent.name, agent.types, agent.notify, agent.active = name, list(types), notify, True
+            agent.team_id, agent.role = owner.id, AgentRole(role)
+            return False
+
+        created = in_transaction(ctx, work)
         click.echo(f"{'added' if created else 'updated'} agent {normalise(email)}")
+
+    @agent_group.command("deactivate")
+    @click.argument("email")
+    @click.pass_context
+    def deactivate(ctx: click.Context, email: str) -> None:
+        """The agent no longer acts on tickets or gets mail; their history stays."""
+
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            (await _agent(session, email)).active = False
+
+        in_transaction(ctx, work)
+        click.echo(f"deactivated agent {normalise(email)}")
 
     @agent_group.command("list")
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
     @click.pass_context
     def list_agents(ctx: click.Context, fmt: str) -> None:
         """List agents."""
-        rows = run(_list(config_of(ctx)))
-        click.echo(render(rows, fmt, ("email", "name", "active", "notify", "types")))
 
-
-async def _add(config: Config, email: str, name: str, types: list[str], notify: bool) -> bool:
-    async with database(config) as db, db.transaction() as session:
-        agent = await session.scalar(select(Agent).where(Agent.email == email))
-        if agent is None:
-            session.add(
-                Agent(
-                    email=email,
-                    name=name,
-                    types=types,
-                    notify=notify,
-                    active=True,
-                    created_at=SystemClock().now(),
+        async def work(session: AsyncSession, config: Config, now: datetime) -> list[AgentRow]:
+            agents = (await session.scalars(select(Agent).order_by(Agent.email))).unique().all()
+            rows = []
+            for agent in agents:
+                groups = await session.scalars(
+                    select(Group.name)
+                    .join(GroupMember, GroupMember.group_id == Group.id)
+                    .where(GroupMember.agent_id == agent.id)
+                    .order_by(Group.name)
                 )
-            )
-            return True
-        agent.name, agent.types, agent.notify, agent.active = name, types, notify, True
-        return False
+                rows.append(
+                    AgentRow(
+                        agent.email,
+                        agent.name,
+                        agent.team.name,
+                        agent.role.value,
+                        agent.active,
+                        agent.notify,
+                        ",".join(agent.types) or "all",
+                        ",".join(groups.all()),
+                    )
+                )
+            return rows
+
+        columns = ("email", "name", "team", "role", "active", "notify", "types", "groups")
+        click.echo(render(in_transaction(ctx, work), fmt, columns))
 
 
-async def _list(config: Config) -> list[AgentRow]:
-    async with database(config) as db, db.transaction() as session:
-        agents = (await session.scalars(select(Agent).order_by(Agent.email))).all()
-        return [
-            AgentRow(a.email, a.name, a.active, a.notify, ",".join(a.types) or "all")
-            for a in agents
-        ]
+def _check_agent(config: Config, email: str, name: str, types: tuple[str, ...]) -> None:
+    if not is_valid_address(email):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    if not name.strip() or len(name) > NAME_LENGTH:
+        raise click.BadParameter(
+            f"give a name of 1 to {NAME_LENGTH} characters", param_hint="--name"
+        )
+    known = {t.name for t in config.types}
+    unknown = sorted(set(types) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"unknown types {unknown}; known: {sorted(known)}", param_hint="--type"
+        )

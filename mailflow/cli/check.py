@@ -10,6 +10,7 @@ import click
 from mailflow.app import App
 from mailflow.cli.common import config_of
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
+from mailflow.db.people import Group, Usergroup
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.tickets.ops import Actor
@@ -29,6 +30,16 @@ def sample_ticket(type_name: str, status: str) -> Ticket:
         customer_id=1,
         customer=customer,
         assignee=None,
+        group=Group(id=1, team_id=1, name="sample-group", created_at=_SAMPLE_TIME),
+        usergroup=Usergroup(
+            id=1,
+            name="sample",
+            title="Sample Ltd",
+            fields={},
+            notify_supervisors=True,
+            created_at=_SAMPLE_TIME,
+        ),
+        private=False,
         created_at=_SAMPLE_TIME,
         updated_at=_SAMPLE_TIME,
     )
@@ -82,7 +93,11 @@ def register(cli: click.Group) -> None:
                     purpose="check",
                     actor=Actor.system(),
                     message=sample_message(),
-                    context={"event": SAMPLE_EVENT},
+                    context={
+                        "event": SAMPLE_EVENT,
+                        "problems": ["#sample: a sample problem"],
+                        "subject": "Sample subject",
+                    },
                 )
                 app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
                 rendered += 1

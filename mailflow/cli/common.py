@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.app import App
 from mailflow.automation.schema import RuleError
+from mailflow.clock import SystemClock
 from mailflow.config import Config as Config
 from mailflow.config import ConfigError, load_config
 from mailflow.db import migrate
 from mailflow.db.session import Database, DatabaseUnavailable
+from mailflow.people.directory import NotFound
 from mailflow.render import TemplateProblem
 
 T = TypeVar("T")
@@ -71,3 +75,19 @@ async def application(config: Config) -> AsyncIterator[App]:
         yield app
     finally:
         await app.close()
+
+
+def in_transaction(
+    ctx: click.Context, work: Callable[[AsyncSession, Config, datetime], Awaitable[T]]
+) -> T:
+    """Run `work` in one transaction; a lookup that fails becomes a one-line error."""
+    config = config_of(ctx)
+
+    async def go() -> T:
+        async with database(config) as db, db.transaction() as session:
+            return await work(session, config, SystemClock().now())
+
+    try:
+        return run(go())
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from None

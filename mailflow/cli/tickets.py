@@ -10,7 +10,18 @@ from mailflow.cli.output import FORMATS, render
 from mailflow.db.models import History, InboundMessage, Message, OutboxMessage, Ticket
 from mailflow.tickets import views
 
-COLUMNS = ("number", "type", "status", "priority", "subject", "customer", "assignee", "updated")
+COLUMNS = (
+    "number",
+    "type",
+    "status",
+    "priority",
+    "subject",
+    "customer",
+    "usergroup",
+    "group",
+    "assignee",
+    "updated",
+)
 
 
 def register(cli: click.Group) -> None:
@@ -19,18 +30,29 @@ def register(cli: click.Group) -> None:
         "--view", "view", type=click.Choice(sorted(views.VIEWS)), default="open", show_default=True
     )
     @click.option("--type", "ticket_type", help="Only tickets of this type.")
+    @click.option("--status", help="Only tickets in this status.")
+    @click.option("--group", help="Only tickets assigned to this group.")
+    @click.option("--usergroup", help="Only tickets of this usergroup.")
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
     @click.option("--limit", type=int, default=None, help="At most this many, newest first.")
     @click.pass_context
     def tickets(
-        ctx: click.Context, view: str, ticket_type: str | None, fmt: str, limit: int | None
+        ctx: click.Context,
+        view: str,
+        ticket_type: str | None,
+        status: str | None,
+        group: str | None,
+        usergroup: str | None,
+        fmt: str,
+        limit: int | None,
     ) -> None:
         """List tickets in a view."""
         config = config_of(ctx)
+        filters = views.Filters(ticket_type, status, group, usergroup)
 
         async def work() -> list[views.TicketRow]:
             async with database(config) as db, db.transaction() as session:
-                return await views.rows(session, config, view, ticket_type=ticket_type, limit=limit)
+                return await views.rows(session, config, view, filters, limit)
 
         click.echo(render(run(work()), fmt, COLUMNS))
 
@@ -80,7 +102,7 @@ async def _show(config: Config, number: int) -> str | None:
                 )
             ).all()
         }
-        lines = _header(ticket)
+        lines = _header(ticket, config)
         lines += ["", "Conversation"]
         for message in messages:
             lines += _message(message, inbound.get(message.inbound_id or -1))
@@ -105,14 +127,26 @@ def _time(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value)
 
 
-def _header(ticket: Ticket) -> list[str]:
+def _header(ticket: Ticket, config: Config) -> list[str]:
     assignee = f"{ticket.assignee.name} <{ticket.assignee.email}>" if ticket.assignee else "nobody"
-    return [
+    group = f" · group {ticket.group.name}" if ticket.group else ""
+    private = " · private" if ticket.private else ""
+    lines = [
         f"Ticket #{ticket.id}: {ticket.subject}",
-        f"  type {ticket.type} · status {ticket.status} · priority {ticket.priority}",
-        f"  customer {ticket.customer.name} <{ticket.customer.email}> · assigned to {assignee}",
+        f"  type {ticket.type} · status {ticket.status} · priority {ticket.priority}{private}",
+        f"  customer {ticket.customer.name} <{ticket.customer.email}> · assigned to {assignee}"
+        f"{group}",
         f"  opened {_time(ticket.created_at)} · updated {_time(ticket.updated_at)}",
     ]
+    usergroup = ticket.usergroup
+    if usergroup is not None:
+        lines.append(
+            f"  usergroup {usergroup.name}" + (f" ({usergroup.title})" if usergroup.title else "")
+        )
+        for field in config.people.usergroup_fields:
+            if usergroup.fields.get(field.name):
+                lines.append(f"    {field.label or field.name}: {usergroup.fields[field.name]}")
+    return lines
 
 
 def _message(message: Message, inbound: InboundMessage | None) -> list[str]:

@@ -3,75 +3,27 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAME_LENGTH = 200  # display names; longer ones are cut, not refused
+from mailflow.db.base import NAME_LENGTH, Base, UTCDateTime, enum_column
+from mailflow.db.people import AgentRole, Group, Team, Usergroup
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
-
-    impl = DateTime(timezone=False)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
-
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UTCDateTime(),
-        dict[str, Any]: JSON,
-        list[str]: JSON,
-    }
-
-
-def _enum(cls: type[enum.Enum]) -> Enum:
-    return Enum(
-        cls,
-        native_enum=False,
-        create_constraint=False,
-        length=24,
-        values_callable=lambda members: [m.value for m in members],
-    )
+__all__ = ["NAME_LENGTH", "Base", "UTCDateTime"]
 
 
 class ActorKind(enum.StrEnum):
@@ -120,6 +72,10 @@ class Agent(Base):
     # Ticket types whose unassigned tickets this agent hears about; empty means all.
     types: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime]
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    role: Mapped[AgentRole] = mapped_column(enum_column(AgentRole), default=AgentRole.OPERATOR)
+
+    team: Mapped[Team] = relationship(lazy="joined", innerjoin=True)
 
     def serves(self, type_name: str) -> bool:
         return not self.types or type_name in self.types
@@ -140,12 +96,18 @@ class Ticket(Base):
     priority: Mapped[str] = mapped_column(String(32), default="normal")
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id"), index=True)
+    usergroup_id: Mapped[int | None] = mapped_column(ForeignKey("usergroups.id"), index=True)
+    # Private: kept from the usergroup's supervisors and other members.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[Agent | None] = relationship(lazy="joined")
+    group: Mapped[Group | None] = relationship(lazy="joined")
+    usergroup: Mapped[Usergroup | None] = relationship(lazy="joined")
 
     @property
     def number(self) -> int:
@@ -180,7 +142,7 @@ class InboundMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     size: Mapped[int] = mapped_column(Integer)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[InboundState] = mapped_column(_enum(InboundState))
+    state: Mapped[InboundState] = mapped_column(enum_column(InboundState))
     reason: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
     # How the pipeline decided: one line per step, for `inbound show` and `ticket show`.
@@ -200,8 +162,8 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
-    direction: Mapped[Direction] = mapped_column(_enum(Direction))
-    author_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
+    direction: Mapped[Direction] = mapped_column(enum_column(Direction))
+    author_kind: Mapped[ActorKind] = mapped_column(enum_column(ActorKind))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     public: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -270,7 +232,7 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     address: Mapped[str] = mapped_column(String(320))
-    role: Mapped[ParticipantRole] = mapped_column(_enum(ParticipantRole))
+    role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
     created_at: Mapped[datetime]
 
 
@@ -308,7 +270,7 @@ class History(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     at: Mapped[datetime]
-    actor_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
+    actor_kind: Mapped[ActorKind] = mapped_column(enum_column(ActorKind))
     actor: Mapped[str] = mapped_column(String(320))
     action: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -328,7 +290,7 @@ class OutboxMessage(Base):
     rcpt_tos: Mapped[list[str]] = mapped_column()
     message_id: Mapped[str] = mapped_column(String(998), index=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState))
+    state: Mapped[OutboxState] = mapped_column(enum_column(OutboxState))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]

@@ -112,12 +112,17 @@ async def _parse(raw: bytes) -> ParsedMessage:
     return parse(raw)
 
 
+def _storable(text: str) -> str:
+    """aiosmtpd hands 8-bit envelope bytes on as lone surrogates, which no driver stores."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
+
+
 def _inbound(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> InboundMessage:
     return InboundMessage(
         received_at=envelope.received_at,
         channel=envelope.channel.value,
-        mail_from=envelope.mail_from,
-        rcpt_tos=list(envelope.rcpt_tos),
+        mail_from=_storable(envelope.mail_from)[:320],
+        rcpt_tos=[_storable(rcpt) for rcpt in envelope.rcpt_tos],
         message_id=parsed.message_id,
         size=len(raw),
         raw=raw,
@@ -133,7 +138,10 @@ async def _commit(app: App, parsed: ParsedMessage, envelope: Envelope, row: RowF
         intake = Intake(inbound=inbound, parsed=parsed, envelope=envelope, now=now)
         try:
             await process(app.services(session), intake)
-            await app.engine.run(session, intake.events, now)
+            await app.engine.run(session, intake.events, now, intake.agent)
+            # A person's explicit commands come last, so that no rule undoes them.
+            commanded = [event for apply in intake.commands for event in await apply()]
+            await app.engine.run(session, commanded, now, intake.agent)
         except Exception as exc:
             for decision in intake.decisions:  # what was decided before it failed
                 exc.add_note(f"decided {decision}")

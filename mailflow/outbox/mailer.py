@@ -45,6 +45,9 @@ class TemplateMail:
     auto_submitted: str | None = AutoSubmitted.AUTO_GENERATED
     attachments: tuple[ParsedAttachment, ...] = ()
     context: Mapping[str, Any] = field(default_factory=dict)
+    cc: tuple[Mailbox, ...] = ()
+    # Under the per-address cap on automatic mail? By default, all but mail to agents.
+    capped: bool | None = None
 
 
 class Mailer:
@@ -75,6 +78,7 @@ class Mailer:
             "ticket_type": ticket_type,
             "instance": self.config.instance,
             "tag": tag(ticket.id),
+            "usergroup_fields": self.config.people.usergroup_fields,
             **mail.context,
         }
 
@@ -110,7 +114,9 @@ class Mailer:
     ) -> OutboxMessage | None:
         """Queue the mail; None when the per-address cap on automatic mail holds it back."""
         address = mail.to.mailbox.address
-        capped = mail.auto_submitted is not None and mail.to.role is not Role.AGENT
+        capped = mail.auto_submitted is not None and (
+            mail.capped if mail.capped is not None else mail.to.role is not Role.AGENT
+        )
         held = await self._held_back(session, mail, capped, now)
         if held:
             record(
@@ -136,6 +142,7 @@ class Mailer:
                 mail.sender_name or self.sender_name(ticket_type), ticket_type.addresses[0]
             ),
             to=(mail.to.mailbox,),
+            cc=mail.cc,
             reply_to=self.reply_address(ticket, mail.to),
             subject=subject,
             text=rendered.text,
@@ -151,7 +158,7 @@ class Mailer:
             session,
             compose(outgoing),
             mail_from=ticket_type.addresses[0],
-            rcpt_tos=[address],
+            rcpt_tos=[address, *(m.address for m in mail.cc)],
             ticket=ticket,
             purpose=mail.purpose,
             actor=mail.actor,

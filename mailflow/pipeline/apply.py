@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailflow.db.models import Agent, Direction, InboundState, Message, ParticipantRole, Ticket
+from mailflow.db.models import (
+    Agent,
+    Customer,
+    Direction,
+    InboundState,
+    Message,
+    Participant,
+    ParticipantRole,
+    Ticket,
+)
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import AutoKind
 from mailflow.outbox.mailer import Recipient, TemplateMail
+from mailflow.people.usergroups import usergroup_for_ticket
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import ops
-from mailflow.tickets.events import AgentReplied, CustomerReplied, TicketCreated
+from mailflow.tickets.events import AgentReplied, CustomerReplied, NoteAdded, TicketCreated
 from mailflow.tickets.messages import add_incoming, add_participants, attachments_of
 from mailflow.tickets.numbers import clean_subject
 from mailflow.tokens import Role
@@ -32,7 +42,13 @@ async def apply(services: Services, intake: Intake) -> Disposition:
 
 
 async def _store(
-    services: Services, intake: Intake, ticket: Ticket, actor: ops.Actor, customer_id: int | None
+    services: Services,
+    intake: Intake,
+    ticket: Ticket,
+    actor: ops.Actor,
+    customer_id: int | None,
+    *,
+    public: bool = True,
 ) -> Message:
     assert intake.sender is not None
     intake.message = await add_incoming(
@@ -44,8 +60,10 @@ async def _store(
         actor=actor,
         customer_id=customer_id,
         now=intake.now,
+        public=public,
         automatic=intake.automatic.kind.value if intake.automatic else None,
         max_attachment_size=services.config.hygiene.max_attachment_size,
+        text=intake.body,
     )
     return intake.message
 
@@ -74,59 +92,128 @@ async def _participants(
     await add_participants(services.session, ticket, people, intake.now)
 
 
+def _asks_for_privacy(services: Services, intake: Intake) -> bool:
+    """The customer's marker: a subject tag such as [private], or a header set to yes."""
+    people = services.config.people
+    marker = people.private_subject_marker.lower()
+    header = (intake.parsed.header(people.private_header) or "").strip().lower()
+    return (bool(marker) and marker in intake.parsed.subject.lower()) or header in ("yes", "1")
+
+
 async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
     assert intake.route is not None
-    customer = await ops.customer_for(services.session, sender, intake.now)
+    session = services.session
+    customer = await ops.customer_for(session, sender, intake.now)
     actor = ops.Actor.customer(customer)
+    private = _asks_for_privacy(services, intake)
+    subject = intake.parsed.subject
+    if private:
+        subject = subject.replace(services.config.people.private_subject_marker, "")
     ticket = await ops.open_ticket(
-        services.session,
+        session,
         ticket_type=intake.route.ticket_type,
         customer=customer,
-        subject=clean_subject(intake.parsed.subject) or "(no subject)",
+        subject=clean_subject(subject) or "(no subject)",
         actor=actor,
         now=intake.now,
     )
+    usergroup = await usergroup_for_ticket(session, customer, intake.route.tag)
+    if usergroup is not None:
+        ticket.usergroup, ticket.usergroup_id = usergroup, usergroup.id
+    if private:
+        ops.make_private(ticket, actor=actor, now=intake.now, session=session)
     await _participants(services, intake, ticket, ParticipantRole.CUSTOMER)
     message = await _store(services, intake, ticket, actor, customer.id)
     intake.ticket = ticket
     intake.events.append(TicketCreated(ticket_id=ticket.id, message_id=message.id))
-    intake.decide("apply", f"opened ticket {ticket.id} for {customer.email}")
+    where = f" in usergroup {usergroup.name}" if usergroup else ""
+    intake.decide("apply", f"opened ticket {ticket.id} for {customer.email}{where}")
 
 
 async def _customer_reply(
     services: Services, intake: Intake, ticket: Ticket, sender: Mailbox
 ) -> None:
+    """A customer's answer, or a supervisor's; a supervisor's bare commands are no answer."""
     customer = await ops.customer_for(services.session, sender, intake.now)
+    actor = ops.Actor.customer(customer)
+    if _asks_for_privacy(services, intake) and customer.id == ticket.customer_id:
+        ops.make_private(ticket, actor=actor, now=intake.now, session=services.session)
     await _participants(services, intake, ticket, ParticipantRole.CC)
-    message = await _store(services, intake, ticket, ops.Actor.customer(customer), customer.id)
+    message = await _store(services, intake, ticket, actor, customer.id)
+    if intake.commands and not intake.body:
+        intake.decide("apply", f"supervisor's commands for ticket {ticket.id}")
+        return
     intake.events.append(CustomerReplied(ticket_id=ticket.id, message_id=message.id))
     intake.decide("apply", f"customer reply added to ticket {ticket.id}")
 
 
 async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent: Agent) -> None:
-    """A public answer: stored, then sent to the customer from the type's address."""
+    """A public answer goes to the customer (and Cc) from the type's address; a #note stays
+    between agents; commands alone change the ticket and send nothing."""
+    session, now = services.session, intake.now
     actor = ops.Actor.agent(agent)
-    await add_participants(
-        services.session, ticket, {agent.email: ParticipantRole.AGENT}, intake.now
+    await add_participants(session, ticket, {agent.email: ParticipantRole.AGENT}, now)
+    if "private" in intake.command_names:
+        ops.make_private(ticket, actor=actor, now=now, session=session)
+    note = "note" in intake.command_names
+    message = await _store(services, intake, ticket, actor, None, public=not note)
+    if note:
+        intake.events.append(
+            NoteAdded(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)
+        )
+        intake.decide("apply", f"internal note added to ticket {ticket.id}")
+        return
+    if intake.commands and not intake.body:
+        intake.decide("apply", f"commands only, for ticket {ticket.id}; nothing sent")
+        return
+    await _relay(services, intake, ticket, agent, message)
+    intake.events.append(
+        AgentReplied(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)
     )
-    message = await _store(services, intake, ticket, actor, None)
+
+
+async def _relay(
+    services: Services, intake: Intake, ticket: Ticket, agent: Agent, message: Message
+) -> None:
+    session = services.session
+    await add_participants(
+        session, ticket, dict.fromkeys(intake.cc, ParticipantRole.CC), intake.now
+    )
     customer = ticket.customer
+    copied = await _copied(services, ticket, customer)
     reply = TemplateMail(
         template="customer/agent_reply",
         to=Recipient(ops.mailbox_of(customer), Role.CUSTOMER, customer.id),
+        cc=tuple(Mailbox("", address) for address in copied),
         purpose="agent_reply",
-        actor=actor,
+        actor=ops.Actor.agent(agent),
         message=message,
         answering_id=await _last_customer_message_id(services, ticket),
         sender_name=agent.name,
         auto_submitted=None,
-        attachments=tuple(await attachments_of(services.session, message)),
+        attachments=tuple(await attachments_of(session, message)),
     )
-    await services.mailer.send(services.session, ticket, reply, intake.now)
-    intake.events.append(
-        AgentReplied(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)
+    await services.mailer.send(session, ticket, reply, intake.now)
+    also = f" (Cc {', '.join(copied)})" if copied else ""
+    intake.decide(
+        "apply", f"agent reply added to ticket {ticket.id}, sent to {customer.email}{also}"
     )
-    intake.decide("apply", f"agent reply added to ticket {ticket.id}, sent to {customer.email}")
+
+
+async def _copied(services: Services, ticket: Ticket, customer: Customer) -> list[str]:
+    """Everyone in Cc on the ticket, who is neither the customer nor an agent."""
+    agents = select(Agent.email)
+    rows = await services.session.scalars(
+        select(Participant.address)
+        .where(
+            Participant.ticket_id == ticket.id,
+            Participant.role == ParticipantRole.CC,
+            Participant.address != customer.email,
+            Participant.address.not_in(agents),
+        )
+        .order_by(Participant.id)
+    )
+    return list(rows.all())
 
 
 def _record_refusals(services: Services, intake: Intake) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import structlog
 from sqlalchemy import select
 
-from mailflow.db.models import Agent
+from mailflow.db.models import Agent, Customer, Ticket
 from mailflow.mail.addresses import parse_mailbox
 from mailflow.mail.authres import aligned_pass
+from mailflow.people.usergroups import is_supervisor
 from mailflow.pipeline.intake import Disposition, Intake, Quarantine, Services
 from mailflow.tokens import Role
 
@@ -38,6 +39,8 @@ async def identify(services: Services, intake: Intake) -> Disposition:
             return _agent(intake, agent, "signed reply address")
         owner = agent.email if agent else f"agent {token.person_id}"
         _impersonation(intake, f"{address} wrote to the signed reply address of {owner}")
+    if token is not None and token.role is Role.SUPERVISOR:
+        await _supervisor(services, intake, token.ticket_id, token.person_id)
     agent = await services.session.scalar(select(Agent).where(Agent.email == address, Agent.active))
     if agent is not None:
         headers = intake.parsed.headers.get("authentication-results", ())
@@ -53,6 +56,24 @@ async def identify(services: Services, intake: Intake) -> Disposition:
             )
     intake.decide("identity", f"customer {address}")
     return Disposition.CONTINUE
+
+
+async def _supervisor(services: Services, intake: Intake, ticket_id: int, person_id: int) -> None:
+    """A supervisor acts on their usergroup's tickets from their own signed address; a
+    private ticket is none of their business."""
+    assert intake.sender is not None
+    session = services.session
+    customer = await session.get(Customer, person_id)
+    ticket = await session.get(Ticket, ticket_id)
+    if customer is None or ticket is None or customer.email != intake.sender.address:
+        intake.decide("identity", "a supervisor's signed address, used by someone else")
+        return
+    if ticket.private or ticket.usergroup_id is None:
+        intake.decide("identity", f"{customer.email} supervises nothing on this ticket")
+        return
+    if await is_supervisor(session, customer.id, ticket.usergroup_id):
+        intake.supervisor = customer
+        intake.decide("identity", f"supervisor {customer.email} of the ticket's usergroup")
 
 
 def _agent(intake: Intake, agent: Agent, how: str) -> Disposition:

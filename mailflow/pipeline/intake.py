@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
-from mailflow.db.models import Agent, InboundMessage, InboundState, Message, Ticket
+from mailflow.db.models import Agent, Customer, InboundMessage, InboundState, Message, Ticket
 from mailflow.ingest.envelope import Envelope
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import Verdict
@@ -18,6 +19,9 @@ from mailflow.outbox.mailer import Mailer
 from mailflow.pipeline.addressbook import AddressBook, Route
 from mailflow.tickets.events import Event
 from mailflow.tokens import ReplyToken, Signer
+
+# A checked command, ready to apply: what it changes returns the events it caused.
+Apply = Callable[[], Awaitable[list[Event]]]
 
 
 class Quarantine(Exception):
@@ -58,6 +62,15 @@ class Intake:
     dedupe_key: str | None = None
     # A ticket the message named but was not allowed to join (not a participant).
     refused_ticket: Ticket | None = None
+    # A customer supervising the ticket's usergroup, writing on their signed address.
+    supervisor: Customer | None = None
+    # Checked commands from the top of an agent's or supervisor's mail, and their names.
+    commands: list[Apply] = field(default_factory=list)
+    command_names: set[str] = field(default_factory=set)
+    # The text after the commands: what an agent's public reply says to the customer.
+    body: str | None = None
+    # Addresses added with #cc, copied on the agent's answer.
+    cc: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
 

@@ -40,9 +40,34 @@ class StatusChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class Assigned(Event):
+    """The assignee or the group changed (or both); unchanged sides have old == new."""
+
     trigger: ClassVar[str] = "assigned"
     old_agent_id: int | None
     new_agent_id: int | None
+    old_group_id: int | None = None
+    new_group_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoteAdded(Event):
+    trigger: ClassVar[str] = "note_added"
+    message_id: int
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TypeChanged(Event):
+    trigger: ClassVar[str] = "type_changed"
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsergroupChanged(Event):
+    trigger: ClassVar[str] = "usergroup_changed"
+    old_usergroup_id: int | None
+    new_usergroup_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +83,11 @@ TRIGGERS: dict[str, type[Event]] = {
         TicketCreated,
         CustomerReplied,
         AgentReplied,
+        NoteAdded,
         StatusChanged,
         Assigned,
+        TypeChanged,
+        UsergroupChanged,
         DeliveryFailed,
     )
 }

@@ -95,9 +95,11 @@ async def add_incoming(
     public: bool = True,
     automatic: str | None = None,
     max_attachment_size: int = 20 * 1024 * 1024,
+    text: str | None = None,
 ) -> Message:
-    """Store a received message on a ticket: new text, full text, HTML and attachments."""
-    reply = split_reply(parsed.text)
+    """Store a received message on a ticket: new text, full text, HTML and attachments.
+    `text` replaces the received text where commands were taken off its top."""
+    reply = split_reply(parsed.text if text is None else text)
     message = Message(
         ticket_id=ticket.id,
         inbound_id=inbound_id,

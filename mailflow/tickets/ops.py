@@ -9,11 +9,20 @@ from typing import Any
 from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.config import TicketTypeConfig
+from mailflow.config import Config, TicketTypeConfig
 from mailflow.db.models import NAME_LENGTH, ActorKind, Agent, Customer, History, Ticket
+from mailflow.db.people import Group, Usergroup
 from mailflow.db.upsert import upsert_returning
 from mailflow.mail.addresses import Mailbox
-from mailflow.tickets.events import Assigned, Event, StatusChanged
+from mailflow.tickets.events import (
+    Assigned,
+    Event,
+    StatusChanged,
+    TypeChanged,
+    UsergroupChanged,
+)
+
+PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,10 @@ def record(
             details=details,
         )
     )
+
+
+def is_closed(config: Config, ticket: Ticket) -> bool:
+    return ticket.status in config.ticket_type(ticket.type).closed
 
 
 def mailbox_of(person: Customer | Agent) -> Mailbox:
@@ -131,8 +144,7 @@ def assign(
     old = ticket.assignee
     if (old.id if old else None) == (agent.id if agent else None):
         return []
-    ticket.assignee = agent
-    ticket.assignee_id = agent.id if agent else None
+    ticket.assignee, ticket.assignee_id = agent, agent.id if agent else None
     ticket.updated_at = now
     record(
         session,
@@ -143,10 +155,102 @@ def assign(
         old=old.email if old else None,
         new=agent.email if agent else None,
     )
-    return [
-        Assigned(
-            ticket_id=ticket.id,
-            old_agent_id=old.id if old else None,
-            new_agent_id=agent.id if agent else None,
-        )
-    ]
+    group = ticket.group_id
+    return [Assigned(ticket.id, old.id if old else None, ticket.assignee_id, group, group)]
+
+
+def assign_group(
+    ticket: Ticket, group: Group | None, *, actor: Actor, now: datetime, session: AsyncSession
+) -> list[Event]:
+    old = ticket.group
+    if (old.id if old else None) == (group.id if group else None):
+        return []
+    ticket.group, ticket.group_id = group, group.id if group else None
+    ticket.updated_at = now
+    record(
+        session,
+        ticket,
+        actor,
+        "group_assigned",
+        now,
+        old=old.name if old else None,
+        new=group.name if group else None,
+    )
+    agent = ticket.assignee_id
+    return [Assigned(ticket.id, agent, agent, old.id if old else None, ticket.group_id)]
+
+
+def change_type(
+    ticket: Ticket,
+    new_type: TicketTypeConfig,
+    *,
+    status: str | None,
+    actor: Actor,
+    now: datetime,
+    session: AsyncSession,
+) -> list[Event]:
+    """Move the ticket to another type; its status becomes `status` or the new type's default."""
+    old = ticket.type
+    if old == new_type.name:
+        return []
+    ticket.type = new_type.name
+    record(
+        session,
+        ticket,
+        actor,
+        "type_changed",
+        now,
+        old=old,
+        new=new_type.name,
+        old_status=ticket.status,
+    )
+    events: list[Event] = [TypeChanged(ticket.id, old, new_type.name)]
+    target = status or new_type.default_status
+    ticket.status = ""  # the old status means nothing in the new type
+    events += set_status(
+        ticket, target, ticket_type=new_type, actor=actor, now=now, session=session
+    )
+    return events
+
+
+def set_usergroup(
+    ticket: Ticket,
+    usergroup: Usergroup | None,
+    *,
+    actor: Actor,
+    now: datetime,
+    session: AsyncSession,
+) -> list[Event]:
+    old = ticket.usergroup
+    if (old.id if old else None) == (usergroup.id if usergroup else None):
+        return []
+    ticket.usergroup, ticket.usergroup_id = usergroup, usergroup.id if usergroup else None
+    ticket.updated_at = now
+    record(
+        session,
+        ticket,
+        actor,
+        "usergroup_changed",
+        now,
+        old=old.name if old else None,
+        new=usergroup.name if usergroup else None,
+    )
+    return [UsergroupChanged(ticket.id, old.id if old else None, ticket.usergroup_id)]
+
+
+def set_priority(
+    ticket: Ticket, priority: str, *, actor: Actor, now: datetime, session: AsyncSession
+) -> list[Event]:
+    if priority not in PRIORITIES:
+        raise InvalidChange(f"{priority!r} is not a priority ({', '.join(PRIORITIES)})")
+    old = ticket.priority
+    if old != priority:
+        ticket.priority = priority
+        record(session, ticket, actor, "priority_changed", now, old=old, new=priority)
+    return []
+
+
+def make_private(ticket: Ticket, *, actor: Actor, now: datetime, session: AsyncSession) -> None:
+    if not ticket.private:
+        ticket.private = True
+        record(session, ticket, actor, "made_private", now)

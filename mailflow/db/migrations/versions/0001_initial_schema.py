@@ -19,18 +19,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "agents",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("notify", sa.Boolean(), nullable=False),
-        sa.Column("types", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
-        sa.UniqueConstraint("email", name=op.f("uq_agents_email")),
-    )
-    op.create_table(
         "automatic_mail",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
@@ -72,6 +60,103 @@ def upgrade() -> None:
         sa.UniqueConstraint("account", "folder", name=op.f("uq_imap_folders_account")),
     )
     op.create_table(
+        "teams",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
+        sa.UniqueConstraint("name", name=op.f("uq_teams_name")),
+    )
+    op.create_table(
+        "usergroups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("notify_supervisors", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usergroups")),
+        sa.UniqueConstraint("name", name=op.f("uq_usergroups_name")),
+    )
+    op.create_table(
+        "agents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("notify", sa.Boolean(), nullable=False),
+        sa.Column("types", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "role",
+            sa.Enum("operator", "admin", name="agentrole", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name=op.f("fk_agents_team_id_teams")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
+        sa.UniqueConstraint("email", name=op.f("uq_agents_email")),
+    )
+    with op.batch_alter_table("agents", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_agents_team_id"), ["team_id"], unique=False)
+
+    op.create_table(
+        "groups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name=op.f("fk_groups_team_id_teams")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_groups")),
+        sa.UniqueConstraint("team_id", "name", name=op.f("uq_groups_team_id")),
+    )
+    op.create_table(
+        "usergroup_members",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("usergroup_id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("supervisor", sa.Boolean(), nullable=False),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_usergroup_members_customer_id_customers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["usergroup_id"],
+            ["usergroups.id"],
+            name=op.f("fk_usergroup_members_usergroup_id_usergroups"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usergroup_members")),
+        sa.UniqueConstraint(
+            "usergroup_id", "customer_id", name=op.f("uq_usergroup_members_usergroup_id")
+        ),
+    )
+    with op.batch_alter_table("usergroup_members", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_usergroup_members_customer_id"), ["customer_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_usergroup_members_usergroup_id"), ["usergroup_id"], unique=False
+        )
+
+    op.create_table(
+        "group_members",
+        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_group_members_agent_id_agents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["group_id"], ["groups.id"], name=op.f("fk_group_members_group_id_groups")
+        ),
+        sa.PrimaryKeyConstraint("group_id", "agent_id", name=op.f("pk_group_members")),
+    )
+    with op.batch_alter_table("group_members", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_group_members_agent_id"), ["agent_id"], unique=False)
+
+    op.create_table(
         "tickets",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
@@ -80,6 +165,9 @@ def upgrade() -> None:
         sa.Column("priority", sa.String(length=32), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("group_id", sa.Integer(), nullable=True),
+        sa.Column("usergroup_id", sa.Integer(), nullable=True),
+        sa.Column("private", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("closed_at", sa.DateTime(), nullable=True),
@@ -89,13 +177,21 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_tickets_customer_id_customers")
         ),
+        sa.ForeignKeyConstraint(
+            ["group_id"], ["groups.id"], name=op.f("fk_tickets_group_id_groups")
+        ),
+        sa.ForeignKeyConstraint(
+            ["usergroup_id"], ["usergroups.id"], name=op.f("fk_tickets_usergroup_id_usergroups")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index("ix_tickets_assignee_status", ["assignee_id", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_group_id"), ["group_id"], unique=False)
         batch_op.create_index("ix_tickets_status", ["status"], unique=False)
         batch_op.create_index("ix_tickets_type_status", ["type", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_usergroup_id"), ["usergroup_id"], unique=False)
 
     op.create_table(
         "history",
@@ -370,12 +466,30 @@ def downgrade() -> None:
 
     op.drop_table("history")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tickets_usergroup_id"))
         batch_op.drop_index("ix_tickets_type_status")
         batch_op.drop_index("ix_tickets_status")
+        batch_op.drop_index(batch_op.f("ix_tickets_group_id"))
         batch_op.drop_index(batch_op.f("ix_tickets_customer_id"))
         batch_op.drop_index("ix_tickets_assignee_status")
 
     op.drop_table("tickets")
+    with op.batch_alter_table("group_members", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_group_members_agent_id"))
+
+    op.drop_table("group_members")
+    with op.batch_alter_table("usergroup_members", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_usergroup_members_usergroup_id"))
+        batch_op.drop_index(batch_op.f("ix_usergroup_members_customer_id"))
+
+    op.drop_table("usergroup_members")
+    op.drop_table("groups")
+    with op.batch_alter_table("agents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_agents_team_id"))
+
+    op.drop_table("agents")
+    op.drop_table("usergroups")
+    op.drop_table("teams")
     op.drop_table("imap_folders")
     op.drop_table("customers")
     op.drop_table("blobs")
@@ -383,4 +497,3 @@ def downgrade() -> None:
         batch_op.drop_index("ix_automatic_mail_address_sent")
 
     op.drop_table("automatic_mail")
-    op.drop_table("agents")

@@ -1,0 +1,186 @@
+"""`mailflow usergroup`: customers' organisations, their members, supervisors and fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import click
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.cli.common import Config, in_transaction
+from mailflow.cli.output import FORMATS, render
+from mailflow.db.people import Usergroup, UsergroupMember
+from mailflow.mail.addresses import Mailbox, is_valid_address, normalise
+from mailflow.people import directory, usergroups
+from mailflow.tickets import ops
+
+
+@dataclass(frozen=True, slots=True)
+class UsergroupRow:
+    name: str
+    title: str
+    members: int
+    supervisors: str
+    fields: str
+
+
+async def _named(session: AsyncSession, name: str) -> Usergroup:
+    usergroup = await usergroups.usergroup_named(session, name)
+    if usergroup is None:
+        raise directory.NotFound(f"no usergroup {name!r}")
+    return usergroup
+
+
+def _fields(config: Config, assignments: tuple[str, ...]) -> dict[str, str]:
+    """NAME=VALUE pairs, each checked against the field declared in the configuration."""
+    declared = {field.name: field for field in config.people.usergroup_fields}
+    values: dict[str, str] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{assignment!r} is not NAME=VALUE")
+        if name not in declared:
+            known = ", ".join(declared) or "none; declare them in [[people.usergroup_fields]]"
+            raise click.BadParameter(f"no usergroup field {name!r}; known: {known}")
+        try:
+            values[name] = usergroups.checked_value(declared[name], value) if value else ""
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return values
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("usergroup")
+    def usergroup_group() -> None:
+        """Customers' organisations: members, supervisors and custom fields."""
+
+    @usergroup_group.command("create")
+    @click.argument("name")
+    @click.option("--title", default="", help="The organisation's name as people write it.")
+    @click.option("--notify-supervisors/--quiet-supervisors", default=True, show_default=True)
+    @click.option("--set", "assignments", multiple=True, metavar="FIELD=VALUE")
+    @click.pass_context
+    def create(
+        ctx: click.Context,
+        name: str,
+        title: str,
+        notify_supervisors: bool,
+        assignments: tuple[str, ...],
+    ) -> None:
+        """NAME is short and lower-case: support+NAME@ and #usergroup NAME use it."""
+        if not name.isascii() or not name.replace("-", "").replace("_", "").isalnum():
+            raise click.BadParameter("letters, digits, - and _ only", param_hint="NAME")
+
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            if await usergroups.usergroup_named(session, name):
+                raise directory.NotFound(f"usergroup {name!r} exists already")
+            session.add(
+                Usergroup(
+                    name=name.lower(),
+                    title=title,
+                    created_at=now,
+                    notify_supervisors=notify_supervisors,
+                    fields=_fields(config, assignments),
+                )
+            )
+
+        in_transaction(ctx, work)
+        click.echo(f"created usergroup {name.lower()}")
+
+    @usergroup_group.command("add-member")
+    @click.argument("name")
+    @click.argument("email")
+    @click.option("--person", "person_name", default="", help="The member's name.")
+    @click.option("--supervisor", is_flag=True, help="Sees and acts on the group's tickets.")
+    @click.option(
+        "--default",
+        "is_default",
+        is_flag=True,
+        help="Their usergroup for new tickets, when they belong to several.",
+    )
+    @click.pass_context
+    def add_member(
+        ctx: click.Context,
+        name: str,
+        email: str,
+        person_name: str,
+        supervisor: bool,
+        is_default: bool,
+    ) -> None:
+        """Add a customer (created if new), or change their membership."""
+        if not is_valid_address(email):
+            raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            usergroup = await _named(session, name)
+            customer = await ops.customer_for(session, Mailbox(person_name, normalise(email)), now)
+            member = await session.scalar(
+                select(UsergroupMember).where(
+                    UsergroupMember.usergroup_id == usergroup.id,
+                    UsergroupMember.customer_id == customer.id,
+                )
+            )
+            if member is None:
+                member = UsergroupMember(
+                    usergroup_id=usergroup.id, customer_id=customer.id, created_at=now
+                )
+                session.add(member)
+            member.supervisor, member.is_default = supervisor, is_default
+            if is_default:
+                await session.execute(
+                    update(UsergroupMember)
+                    .where(
+                        UsergroupMember.customer_id == customer.id,
+                        UsergroupMember.usergroup_id != usergroup.id,
+                    )
+                    .values(is_default=False)
+                )
+
+        in_transaction(ctx, work)
+        role = "supervisor" if supervisor else "member"
+        click.echo(f"usergroup {name}: {normalise(email)} is a {role}")
+
+    @usergroup_group.command("set")
+    @click.argument("name")
+    @click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
+    @click.pass_context
+    def set_fields(ctx: click.Context, name: str, assignments: tuple[str, ...]) -> None:
+        """Set custom fields (FIELD= with nothing after it clears one)."""
+
+        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+            usergroup = await _named(session, name)
+            merged = {**usergroup.fields, **_fields(config, assignments)}
+            usergroup.fields = {key: value for key, value in merged.items() if value}
+
+        in_transaction(ctx, work)
+        click.echo(f"usergroup {name}: fields set")
+
+    @usergroup_group.command("list")
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @click.pass_context
+    def list_usergroups(ctx: click.Context, fmt: str) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> list[UsergroupRow]:
+            rows = []
+            for usergroup in await session.scalars(select(Usergroup).order_by(Usergroup.name)):
+                members = (
+                    await session.scalars(
+                        select(UsergroupMember).where(UsergroupMember.usergroup_id == usergroup.id)
+                    )
+                ).all()
+                heads = await usergroups.supervisors(session, usergroup.id)
+                fields = "; ".join(f"{k}={v}" for k, v in sorted(usergroup.fields.items()))
+                rows.append(
+                    UsergroupRow(
+                        usergroup.name,
+                        usergroup.title,
+                        len(members),
+                        ", ".join(c.email for c in heads),
+                        fields,
+                    )
+                )
+            return rows
+
+        columns = ("name", "title", "members", "supervisors", "fields")
+        click.echo(render(in_transaction(ctx, work), fmt, columns))

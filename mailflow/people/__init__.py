@@ -1,0 +1,1 @@
+"""Who is who: teams, groups and agents; usergroups, members and supervisors; who may do what."""

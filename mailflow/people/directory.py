@@ -1,0 +1,93 @@
+"""The support side: teams, their groups, and the agents in them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.config import Config
+from mailflow.db.models import Agent, Ticket
+from mailflow.db.people import Group, GroupMember, Team
+from mailflow.tickets import ops
+from mailflow.tickets.purge import purge_tickets
+
+DEFAULT_TEAM = "support"
+
+
+class NotFound(LookupError):
+    """No such team, group or agent; the message names what was looked for."""
+
+
+async def team_named(session: AsyncSession, name: str | None, now: datetime) -> Team:
+    """The named team, or, when none is named, the installation's one team (made on first use)."""
+    if name is not None:
+        team = await session.scalar(select(Team).where(func.lower(Team.name) == name.lower()))
+        if team is None:
+            raise NotFound(f"no team {name!r}")
+        return team
+    team = await session.scalar(select(Team).order_by(Team.id).limit(1))
+    if team is None:
+        team = Team(name=DEFAULT_TEAM, created_at=now)
+        session.add(team)
+        await session.flush()
+    return team
+
+
+async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
+    """An active agent by address, by the part before the @, or by name, ignoring case."""
+    wanted = reference.strip().lower()
+    agents = (await session.scalars(select(Agent).where(Agent.active))).all()
+    keys: tuple[Callable[[Agent], str], ...] = (
+        lambda a: a.email,
+        lambda a: a.email.partition("@")[0],
+        lambda a: a.name.lower(),
+    )
+    for key in keys:
+        found = [a for a in agents if key(a) == wanted]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+async def find_group(session: AsyncSession, name: str) -> Group | None:
+    return await session.scalar(select(Group).where(func.lower(Group.name) == name.lower()))
+
+
+async def group_agents(session: AsyncSession, group_id: int) -> list[Agent]:
+    return list(
+        (
+            await session.scalars(
+                select(Agent)
+                .join(GroupMember, GroupMember.agent_id == Agent.id)
+                .where(GroupMember.group_id == group_id, Agent.active)
+                .order_by(Agent.email)
+            )
+        ).all()
+    )
+
+
+async def delete_group(
+    session: AsyncSession, config: Config, group: Group, *, purge_closed: bool, now: datetime
+) -> tuple[int, int]:
+    """Open tickets go back to unassigned, with the reason in their history; closed ones stay,
+    detached from the group, unless `purge_closed` removes them. Returns (reopened, closed)."""
+    actor = ops.Actor.system(f"group {group.name} deleted")
+    tickets = (await session.scalars(select(Ticket).where(Ticket.group_id == group.id))).unique()
+    open_count, closed_ids = 0, []
+    for ticket in tickets:
+        if ops.is_closed(config, ticket):
+            closed_ids.append(ticket.id)
+            continue
+        open_count += 1
+        ops.assign_group(ticket, None, actor=actor, now=now, session=session)
+        ops.assign(ticket, None, actor=actor, now=now, session=session)
+    if purge_closed:
+        await purge_tickets(session, closed_ids)
+    else:
+        await session.execute(update(Ticket).where(Ticket.id.in_(closed_ids)).values(group_id=None))
+    await session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
+    await session.delete(group)
+    return open_count, len(closed_ids)

@@ -1,0 +1,90 @@
+"""The customers' side: usergroups, their members and supervisors, their custom fields."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.config import FieldConfig
+from mailflow.db.models import Customer
+from mailflow.db.people import Usergroup, UsergroupMember
+
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+
+
+async def usergroup_named(session: AsyncSession, name: str) -> Usergroup | None:
+    return await session.scalar(
+        select(Usergroup).where(func.lower(Usergroup.name) == name.strip().lower())
+    )
+
+
+async def memberships(
+    session: AsyncSession, customer_id: int
+) -> list[tuple[Usergroup, UsergroupMember]]:
+    rows = await session.execute(
+        select(Usergroup, UsergroupMember)
+        .join(UsergroupMember, UsergroupMember.usergroup_id == Usergroup.id)
+        .where(UsergroupMember.customer_id == customer_id)
+        .order_by(Usergroup.name)
+    )
+    return [(usergroup, member) for usergroup, member in rows]
+
+
+async def usergroup_for_ticket(
+    session: AsyncSession, customer: Customer, address_tag: str | None
+) -> Usergroup | None:
+    """The customer's one usergroup; among several, the one the address tag names
+    (support+marketing@…), else their default; else none."""
+    found = await memberships(session, customer.id)
+    if len(found) == 1:
+        return found[0][0]
+    tag = (address_tag or "").lower()
+    for usergroup, _member in found:
+        if usergroup.name == tag:
+            return usergroup
+    defaults = [usergroup for usergroup, member in found if member.is_default]
+    return defaults[0] if defaults else None
+
+
+async def is_supervisor(session: AsyncSession, customer_id: int, usergroup_id: int) -> bool:
+    return bool(
+        await session.scalar(
+            select(UsergroupMember.id).where(
+                UsergroupMember.customer_id == customer_id,
+                UsergroupMember.usergroup_id == usergroup_id,
+                UsergroupMember.supervisor,
+            )
+        )
+    )
+
+
+async def supervisors(session: AsyncSession, usergroup_id: int) -> list[Customer]:
+    return list(
+        (
+            await session.scalars(
+                select(Customer)
+                .join(UsergroupMember, UsergroupMember.customer_id == Customer.id)
+                .where(UsergroupMember.usergroup_id == usergroup_id, UsergroupMember.supervisor)
+                .order_by(Customer.email)
+            )
+        ).all()
+    )
+
+
+def checked_value(field: FieldConfig, value: str) -> str:
+    """The value as it will be stored, or ValueError saying what is wrong with it."""
+    value = value.strip()
+    if field.type == "phone" and not _PHONE.match(value):
+        raise ValueError(f"{field.name}: {value!r} is not a phone number such as +44 20 7946 0000")
+    if field.type == "url":
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"{field.name}: {value!r} is not an http(s) URL")
+    if field.type == "choice" and value not in field.choices:
+        raise ValueError(f"{field.name}: {value!r} is not one of {', '.join(field.choices)}")
+    if field.type in ("text", "address") and len(value) > 1000:
+        raise ValueError(f"{field.name}: longer than 1000 characters")
+    return value

@@ -1,0 +1,316 @@
+"""Commands on the first lines of an agent's or supervisor's mail: `#status resolved`,
+`#assign me`, `#note`… All are checked before any is applied: one bad command, and the
+message applies nothing and its sender is told exactly what was wrong."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mailflow.config import Config
+from mailflow.db.models import Agent, Customer, InboundState, Ticket
+from mailflow.mail.addresses import is_valid_address, normalise
+from mailflow.mail.compose import AutoSubmitted
+from mailflow.outbox.mailer import Recipient, TemplateMail
+from mailflow.people import directory, usergroups
+from mailflow.people.permissions import Role, may
+from mailflow.pipeline.intake import Apply, Disposition, Intake, Services
+from mailflow.tickets import ops
+from mailflow.tickets.events import Event
+from mailflow.tokens import Role as TokenRole
+
+_COMMAND = re.compile(r"^#([a-z]+)\b[ \t]*(.*?)\s*$", re.IGNORECASE)
+NAMES = ("status", "assign", "group", "usergroup", "type", "priority", "note", "private", "cc")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    argument: str
+    line: str
+
+
+def split_commands(text: str) -> tuple[list[Command], str]:
+    """The commands at the top of the text, and the text after them."""
+    lines = text.splitlines()
+    commands: list[Command] = []
+    index = 0
+    while index < len(lines):
+        stripped = lines[index].strip()
+        match = _COMMAND.match(stripped)
+        if match:
+            commands.append(Command(match.group(1).lower(), match.group(2), stripped))
+        elif stripped:
+            break
+        index += 1
+    return commands, "\n".join(lines[index:]).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who gives the commands, and in which role."""
+
+    role: Role
+    agent: Agent | None = None
+    supervisor: Customer | None = None
+
+    @property
+    def history(self) -> ops.Actor:
+        if self.agent is not None:
+            return ops.Actor.agent(self.agent)
+        assert self.supervisor is not None
+        return ops.Actor.customer(self.supervisor)
+
+
+Check = Callable[["Context", str], Awaitable[Apply]]
+
+
+class Refused(Exception):
+    """One command's problem, in words for the person who wrote it."""
+
+
+@dataclass(slots=True)
+class Context:
+    services: Services
+    intake: Intake
+    ticket: Ticket
+    actor: Actor
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    @property
+    def who(self) -> ops.Actor:
+        return self.actor.history
+
+
+async def _status(ctx: Context, argument: str) -> Apply:
+    ticket_type = ctx.config.ticket_type(ctx.ticket.type)
+    status = next((s for s in ticket_type.statuses if s.lower() == argument.lower()), None)
+    if status is None:
+        raise Refused(
+            f"{argument!r} is not a status of {ticket_type.name} tickets; "
+            f"use one of: {', '.join(ticket_type.statuses)}"
+        )
+    reopening = status == ticket_type.default_status
+    if ctx.actor.role is Role.SUPERVISOR and status not in ticket_type.closed and not reopening:
+        closing = ", ".join(ticket_type.closed)
+        raise Refused(
+            f"a supervisor may close a ticket ({closing}) "
+            f"or reopen it ({ticket_type.default_status})"
+        )
+
+    async def apply() -> list[Event]:
+        return ops.set_status(
+            ctx.ticket,
+            status,
+            ticket_type=ticket_type,
+            actor=ctx.who,
+            now=ctx.intake.now,
+            session=ctx.services.session,
+        )
+
+    return apply
+
+
+async def _assign(ctx: Context, argument: str) -> Apply:
+    session = ctx.services.session
+    if argument.lower() in ("nobody", "none"):
+        agent = None
+    elif argument.lower() == "me":
+        if ctx.actor.agent is None:
+            raise Refused("#assign me is for agents; name the agent instead")
+        agent = ctx.actor.agent
+    else:
+        agent = await directory.find_agent(session, argument)
+        if agent is None:
+            raise Refused(f"no active agent is called {argument!r}")
+
+    async def apply() -> list[Event]:
+        return ops.assign(
+            ctx.ticket, agent, actor=ctx.who, now=ctx.intake.now, session=ctx.services.session
+        )
+
+    return apply
+
+
+async def _group(ctx: Context, argument: str) -> Apply:
+    group = None
+    if argument.lower() not in ("nobody", "none"):
+        group = await directory.find_group(ctx.services.session, argument)
+        if group is None:
+            raise Refused(f"there is no group {argument!r}")
+
+    async def apply() -> list[Event]:
+        return ops.assign_group(
+            ctx.ticket, group, actor=ctx.who, now=ctx.intake.now, session=ctx.services.session
+        )
+
+    return apply
+
+
+async def _usergroup(ctx: Context, argument: str) -> Apply:
+    usergroup = None
+    if argument.lower() not in ("nobody", "none"):
+        usergroup = await usergroups.usergroup_named(ctx.services.session, argument)
+        if usergroup is None:
+            raise Refused(f"there is no usergroup {argument!r}")
+
+    async def apply() -> list[Event]:
+        return ops.set_usergroup(
+            ctx.ticket, usergroup, actor=ctx.who, now=ctx.intake.now, session=ctx.services.session
+        )
+
+    return apply
+
+
+async def _type(ctx: Context, argument: str) -> Apply:
+    names = [t.name for t in ctx.config.types]
+    if argument.lower() not in names:
+        raise Refused(f"{argument!r} is not a ticket type; use one of: {', '.join(names)}")
+    new_type = ctx.config.ticket_type(argument.lower())
+
+    async def apply() -> list[Event]:
+        return ops.change_type(
+            ctx.ticket,
+            new_type,
+            status=None,
+            actor=ctx.who,
+            now=ctx.intake.now,
+            session=ctx.services.session,
+        )
+
+    return apply
+
+
+async def _priority(ctx: Context, argument: str) -> Apply:
+    priority = argument.lower()
+    if priority not in ops.PRIORITIES:
+        raise Refused(f"{argument!r} is not a priority; use one of: {', '.join(ops.PRIORITIES)}")
+
+    async def apply() -> list[Event]:
+        return ops.set_priority(
+            ctx.ticket, priority, actor=ctx.who, now=ctx.intake.now, session=ctx.services.session
+        )
+
+    return apply
+
+
+async def _flag(ctx: Context, argument: str) -> Apply:
+    """#note and #private take no argument; what they do happens where the message is kept."""
+    if argument:
+        raise Refused("takes no argument")
+
+    async def apply() -> list[Event]:
+        return []
+
+    return apply
+
+
+async def _cc(ctx: Context, argument: str) -> Apply:
+    if not is_valid_address(argument):
+        raise Refused(f"{argument!r} is not an email address")
+    if ctx.services.addresses.resolve(argument) is not None:
+        raise Refused(f"{argument} is one of our own addresses")
+    ctx.intake.cc.append(normalise(argument))
+
+    async def apply() -> list[Event]:
+        return []
+
+    return apply
+
+
+CHECKS: dict[str, Check] = {
+    "status": _status,
+    "assign": _assign,
+    "group": _group,
+    "usergroup": _usergroup,
+    "type": _type,
+    "priority": _priority,
+    "note": _flag,
+    "private": _flag,
+    "cc": _cc,
+}
+
+
+async def check_all(ctx: Context, commands: list[Command]) -> tuple[list[Apply], list[str]]:
+    """Every command checked; the appliers when all are good, else every problem found."""
+    appliers: list[Apply] = []
+    problems: list[str] = []
+    for command in commands:
+        if command.name not in CHECKS:
+            problems.append(
+                f"{command.line}: unknown command; known: " + ", ".join(f"#{n}" for n in NAMES)
+            )
+            continue
+        if not may(ctx.actor.role, command.name, ctx.config):
+            problems.append(f"{command.line}: not allowed for a {ctx.actor.role.value}")
+            continue
+        try:
+            appliers.append(await CHECKS[command.name](ctx, command.argument))
+        except Refused as refusal:
+            problems.append(f"{command.line}: {refusal}")
+    return (appliers if not problems else []), problems
+
+
+async def read_commands(services: Services, intake: Intake) -> Disposition:
+    """Check the commands of an agent or supervisor writing about a ticket. They are applied
+    after the rules that the message itself triggers, so that they have the last word."""
+    ticket = intake.ticket
+    person = intake.agent or intake.supervisor
+    if ticket is None or person is None or intake.automatic is not None:
+        return Disposition.CONTINUE
+    commands, rest = split_commands(intake.parsed.text)
+    if not commands:
+        return Disposition.CONTINUE
+    actor = (
+        Actor(Role(intake.agent.role.value), agent=intake.agent)
+        if intake.agent
+        else Actor(Role.SUPERVISOR, supervisor=intake.supervisor)
+    )
+    appliers, problems = await check_all(Context(services, intake, ticket, actor), commands)
+    if problems:
+        await _refuse(services, intake, ticket, actor, problems)
+        return intake.finish(InboundState.STORED_ONLY, "commands refused: " + "; ".join(problems))
+    intake.commands = appliers
+    intake.command_names = {c.name for c in commands}
+    intake.body = rest
+    intake.decide("commands", ", ".join(c.line for c in commands))
+    return Disposition.CONTINUE
+
+
+async def _refuse(
+    services: Services, intake: Intake, ticket: Ticket, actor: Actor, problems: list[str]
+) -> None:
+    """Nothing of the message is applied; its sender hears exactly why. The answer is
+    automatic mail like any other: capped, and never sent to a machine."""
+    assert intake.sender is not None
+    now = intake.now
+    ops.record(
+        services.session,
+        ticket,
+        actor.history,
+        "commands_refused",
+        now,
+        problems=problems,
+        message_id=intake.parsed.message_id,
+    )
+    role, person = (
+        (TokenRole.AGENT, actor.agent.id)
+        if actor.agent
+        else (TokenRole.SUPERVISOR, actor.supervisor.id if actor.supervisor else 0)
+    )
+    mail = TemplateMail(
+        template="agent/command_error",
+        to=Recipient(intake.sender, role, person),
+        purpose="command_error",
+        actor=ops.Actor.system("commands"),
+        answering_id=intake.parsed.message_id,
+        auto_submitted=AutoSubmitted.AUTO_REPLIED,
+        capped=True,
+        context={"problems": problems, "subject": intake.parsed.subject},
+    )
+    await services.mailer.send(services.session, ticket, mail, now)
+    intake.decide("commands", "refused: " + "; ".join(problems))
