@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mailflow.config import Config
 from mailflow.db.models import Agent, Customer, InboundState, Ticket
@@ -20,6 +21,7 @@ from mailflow.tickets import ops
 from mailflow.tickets.events import Event
 from mailflow.tokens import Role as TokenRole
 
+T = TypeVar("T")
 _COMMAND = re.compile(r"^#([a-z]+)\b[ \t]*(.*?)\s*$", re.IGNORECASE)
 NAMES = ("status", "assign", "group", "usergroup", "type", "priority", "note", "private", "cc")
 
@@ -117,16 +119,14 @@ async def _status(ctx: Context, argument: str) -> Apply:
 
 async def _assign(ctx: Context, argument: str) -> Apply:
     session = ctx.services.session
-    if argument.lower() in ("nobody", "none"):
-        agent = None
-    elif argument.lower() == "me":
+    if argument.lower() == "me":
         if ctx.actor.agent is None:
             raise Refused("#assign me is for agents; name the agent instead")
-        agent = ctx.actor.agent
+        agent: Agent | None = ctx.actor.agent
     else:
-        agent = await directory.find_agent(session, argument)
-        if agent is None:
-            raise Refused(f"no active agent is called {argument!r}")
+        agent = await _found_or_nobody(
+            argument, lambda: directory.find_agent(session, argument), "active agent"
+        )
 
     async def apply() -> list[Event]:
         return ops.assign(
@@ -136,12 +136,23 @@ async def _assign(ctx: Context, argument: str) -> Apply:
     return apply
 
 
+async def _found_or_nobody(
+    argument: str, find: Callable[[], Awaitable[T | None]], what: str
+) -> T | None:
+    """`nobody` (or `none`) clears; any other name must exist."""
+    if argument.lower() in ("nobody", "none"):
+        return None
+    found = await find()
+    if found is None:
+        raise Refused(f"there is no {what} {argument!r}")
+    return found
+
+
 async def _group(ctx: Context, argument: str) -> Apply:
-    group = None
-    if argument.lower() not in ("nobody", "none"):
-        group = await directory.find_group(ctx.services.session, argument)
-        if group is None:
-            raise Refused(f"there is no group {argument!r}")
+    session = ctx.services.session
+    group = await _found_or_nobody(
+        argument, lambda: directory.find_group(session, argument), "group"
+    )
 
     async def apply() -> list[Event]:
         return ops.assign_group(
@@ -152,11 +163,10 @@ async def _group(ctx: Context, argument: str) -> Apply:
 
 
 async def _usergroup(ctx: Context, argument: str) -> Apply:
-    usergroup = None
-    if argument.lower() not in ("nobody", "none"):
-        usergroup = await usergroups.usergroup_named(ctx.services.session, argument)
-        if usergroup is None:
-            raise Refused(f"there is no usergroup {argument!r}")
+    session = ctx.services.session
+    usergroup = await _found_or_nobody(
+        argument, lambda: usergroups.usergroup_named(session, argument), "usergroup"
+    )
 
     async def apply() -> list[Event]:
         return ops.set_usergroup(

@@ -150,7 +150,7 @@ async def test_an_invalid_command_changes_nothing_and_answers_the_agent(
     assert error.rcpt_tos == ["alice@staff.test"]
     assert error.message["Auto-Submitted"] == "auto-replied"
     assert "#status nonsense: 'nonsense' is not a status of ticket tickets" in error.text
-    assert "#assign zed: no active agent is called 'zed'" in error.text
+    assert "#assign zed: there is no active agent 'zed'" in error.text
     assert "#frobnicate: unknown command" in error.text
     ticket = await get_ticket(running.app, 1)
     assert (ticket.status, ticket.priority, ticket.assignee_id) == ("open", "normal", None)
