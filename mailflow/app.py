@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.automation.engine import Engine
-from mailflow.automation.schema import RuleSet, load_rules
+from mailflow.automation.schema import load_rules
 from mailflow.clock import Clock, SystemClock
 from mailflow.config import Config
 from mailflow.db.session import Database
@@ -15,6 +15,7 @@ from mailflow.outbox.mailer import Mailer
 from mailflow.pipeline.addressbook import AddressBook
 from mailflow.pipeline.intake import Services
 from mailflow.render import Renderer
+from mailflow.tickets.views import check_views
 from mailflow.tokens import Signer
 
 
@@ -23,14 +24,24 @@ class App:
         """Loads rules and templates first: a mistake in them stops here, before any socket."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.renderer = Renderer.from_config(config)
-        self.rules: RuleSet = load_rules(config, self.renderer)
         self.signer = Signer.from_file(config.path(config.instance.secret_file))
-        self.mailer = Mailer(config, self.renderer, self.signer)
-        self.engine = Engine(self.rules, config, self.mailer)
+        self._load_workflow()
         self.addresses = AddressBook(config)
+        check_views(config)
         self.db = Database.from_config(config)
         self._wake_sender: Callable[[], None] = lambda: None
+
+    def _load_workflow(self) -> None:
+        renderer = Renderer.from_config(self.config)
+        rules = load_rules(self.config, renderer)
+        # Replaced together, and only once both loaded: a message sees old or new, never half.
+        self.renderer, self.rules = renderer, rules
+        self.mailer = Mailer(self.config, renderer, self.signer)
+        self.engine = Engine(rules, self.config, self.mailer)
+
+    def reload(self) -> None:
+        """Rules and templates again (SIGHUP). A mistake keeps the old ones, raising why."""
+        self._load_workflow()
 
     def services(self, session: AsyncSession) -> Services:
         return Services(session, self.config, self.mailer, self.addresses, self.signer)

@@ -6,9 +6,10 @@ import os
 import re
 import tomllib
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -40,7 +41,7 @@ class ConfigError(Exception):
         return f"{where}: {self.problem}"
 
 
-def _parse_duration(value: object) -> object:
+def parse_duration(value: object) -> object:
     """Accept 90, "90s", "5m", "2h", "1d" (seconds when no unit)."""
     if isinstance(value, bool):
         return value
@@ -65,7 +66,7 @@ def _parse_size(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -207,6 +208,9 @@ class TicketTypeConfig(Section):
     statuses: list[str] = Field(min_length=1)
     closed: list[str] = []
     default_status: str
+    # When a ticket becomes this type: its old status → the status it takes here. Statuses
+    # not listed take default_status.
+    status_map: dict[str, str] = {}
 
     @field_validator("addresses")
     @classmethod
@@ -227,7 +231,14 @@ class TicketTypeConfig(Section):
             raise ValueError(f"closed names {unknown}, which are not among the statuses")
         if len(set(self.statuses)) != len(self.statuses):
             raise ValueError("statuses repeat a name")
+        wrong = sorted(set(self.status_map.values()) - set(self.statuses))
+        if wrong:
+            raise ValueError(f"status_map leads to {wrong}, which are not among the statuses")
         return self
+
+    def status_for(self, old_status: str) -> str:
+        """The status a ticket takes on becoming this type."""
+        return self.status_map.get(old_status, self.default_status)
 
 
 class HygieneConfig(Section):
@@ -261,6 +272,50 @@ class FieldConfig(Section):
         return self
 
 
+_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHoursConfig(Section):
+    """When someone is there to answer; rules can tell "now" from "after hours"."""
+
+    timezone: str = "UTC"
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = [
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+    ]
+    start: str = Field(default="09:00", pattern=_TIME)
+    end: str = Field(default="17:00", pattern=_TIME)
+    holidays: list[date] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not a time zone such as Europe/Berlin") from None
+        return zone
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHoursConfig:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start} is not before end {self.end}")
+        return self
+
+
+class ViewConfig(Section):
+    """A named ticket list: conditions in the rules' syntax, over the ticket's own fields."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    description: str = ""
+    # The condition, in the rules' syntax: e.g. {ticket.priority: {in: [high, urgent]}}
+    where: dict[str, Any] | list[Any] = Field(alias="if")
+
+
 class PeopleConfig(Section):
     # A customer marks a ticket private, hiding it from their usergroup's supervisors and
     # other members, with this marker in the subject or this header set to "yes".
@@ -277,6 +332,8 @@ class RulesConfig(Section):
     # A second directory whose rules run after those of `dir`.
     extra_dir: Path | None = None
     max_depth: int = Field(default=5, ge=1, le=50)
+    # How often time-based rules (in a status for N, no reply for N, due dates) are checked.
+    sweep_interval: Duration = timedelta(minutes=1)
 
 
 class TemplatesConfig(Section):
@@ -318,6 +375,10 @@ class Config(Section):
     outbox: OutboxConfig = OutboxConfig()
     hygiene: HygieneConfig = HygieneConfig()
     people: PeopleConfig = PeopleConfig()
+    business_hours: BusinessHoursConfig = BusinessHoursConfig()
+    # Custom fields of tickets, set by rules (set_field); same types as usergroup fields.
+    ticket_fields: list[FieldConfig] = []
+    views: list[ViewConfig] = []
     identity: IdentityConfig = IdentityConfig()
     rules: RulesConfig = RulesConfig()
     templates: TemplatesConfig = TemplatesConfig()

@@ -8,6 +8,8 @@ import signal
 import structlog
 
 from mailflow.app import App
+from mailflow.automation.schema import RuleError
+from mailflow.automation.sweep import sweep
 from mailflow.credentials import check_secret_files
 from mailflow.db import migrate
 from mailflow.ingest.envelope import Channel
@@ -16,6 +18,7 @@ from mailflow.ingest.inflight import InFlight
 from mailflow.ingest.smtp import MailListener
 from mailflow.outbox.sender import Sender
 from mailflow.outbox.transports import Transport, transport_for
+from mailflow.render import TemplateProblem
 from mailflow.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
@@ -51,6 +54,7 @@ class Daemon:
             self.scheduler.every(
                 account.poll_interval, watcher.wake, f"imap-poll-{account.name}-{watcher.folder}"
             )
+        self.scheduler.every(config.rules.sweep_interval, self.sweep, "rules-sweep")
         self.scheduler.start()
         log.info("daemon.started", database=self.app.db.url.render_as_string(hide_password=True))
 
@@ -59,6 +63,22 @@ class Daemon:
         self.listeners.append(listener)
         await listener.start()
         return listener
+
+    def reload(self) -> None:
+        """SIGHUP: read rules and templates again; a bad file keeps the old ones."""
+        try:
+            self.app.reload()
+        except (RuleError, TemplateProblem) as exc:
+            log.error("daemon.reload_refused", reason=str(exc))
+            return
+        log.info("daemon.reloaded", rules=len(self.app.rules.rules))
+
+    async def sweep(self) -> None:
+        """Time-based rules; a failure is logged and the next sweep tries again."""
+        try:
+            await self.inflight.run(sweep(self.app))
+        except Exception:  # the edge of the scheduled job
+            log.exception("rules.sweep_failed")
 
     async def stop(self) -> None:
         """Stop accepting, let messages under way commit, let deliveries under way finish."""
@@ -83,6 +103,7 @@ async def run_until_signalled(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     try:
         await daemon.start()
     except BaseException:

@@ -119,7 +119,9 @@ def test_inject_then_list_and_show(tmp_path: Path, config_file: Path) -> None:
         "CUSTOMER",
         "USERGROUP",
         "GROUP",
+        "PROJECT",
         "ASSIGNEE",
+        "DUE",
         "UPDATED",
     ]
     assert len(table) == 3

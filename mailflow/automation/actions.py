@@ -33,6 +33,7 @@ class LoadScope:
     trigger: str
     types: tuple[TicketTypeConfig, ...]
     renderer: Renderer
+    config: Config
 
 
 @dataclass(slots=True)

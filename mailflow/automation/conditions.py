@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from mailflow.calendar import in_business_hours, weekday
+from mailflow.config import BusinessHoursConfig, parse_duration
 from mailflow.db.models import Agent, Message, Ticket
 from mailflow.tickets.events import Assigned, Event, StatusChanged
 
@@ -23,10 +26,30 @@ class Facts:
     event: Event
     message: Message | None = None
     agent: Agent | None = None
+    now: datetime | None = None
+    hours: BusinessHoursConfig = field(default_factory=BusinessHoursConfig)
+
+    def since(self, moment: datetime | None) -> timedelta | None:
+        """How long ago `moment` was, for the `older_than` and `newer_than` operators."""
+        return None if moment is None or self.now is None else self.now - moment
+
+    def business_hours(self, moment: datetime | None) -> bool | None:
+        return None if moment is None else in_business_hours(self.hours, moment)
 
 
 def _domain(address: str | None) -> str | None:
     return address.rpartition("@")[2] if address else None
+
+
+CUSTOM_FIELD = "ticket.fields."  # ticket.fields.<name>: a custom field of the ticket
+
+
+def getter(name: str) -> Callable[[Facts], object] | None:
+    """The field of that name, or None when there is none."""
+    if name.startswith(CUSTOM_FIELD) and len(name) > len(CUSTOM_FIELD):
+        custom = name.removeprefix(CUSTOM_FIELD)
+        return lambda f: f.ticket.fields.get(custom)
+    return FIELDS.get(name)
 
 
 FIELDS: dict[str, Callable[[Facts], object]] = {
@@ -39,6 +62,19 @@ FIELDS: dict[str, Callable[[Facts], object]] = {
     "ticket.group": lambda f: f.ticket.group.name if f.ticket.group else None,
     "ticket.usergroup": lambda f: f.ticket.usergroup.name if f.ticket.usergroup else None,
     "ticket.private": lambda f: f.ticket.private,
+    "ticket.project": lambda f: f.ticket.project,
+    "ticket.closed": lambda f: f.ticket.closed_at is not None,
+    # Ages, compared with older_than / newer_than: e.g. {ticket.age: {older_than: 2d}}
+    "ticket.age": lambda f: f.since(f.ticket.created_at),
+    "ticket.idle": lambda f: f.since(f.ticket.updated_at),
+    "ticket.in_status_for": lambda f: f.since(f.ticket.status_since),
+    "ticket.customer_silent_for": lambda f: f.since(f.ticket.last_customer_at),
+    "ticket.agent_silent_for": lambda f: f.since(f.ticket.last_agent_at),
+    "ticket.overdue_by": lambda f: f.since(f.ticket.due_at),
+    "ticket.opened_in_business_hours": lambda f: f.business_hours(f.ticket.created_at),
+    "now.business_hours": lambda f: f.business_hours(f.now),
+    "now.weekday": lambda f: weekday(f.hours, f.now) if f.now else None,
+    "customer.usergroup": lambda f: f.ticket.usergroup.name if f.ticket.usergroup else None,
     "customer.email": lambda f: f.ticket.customer.email,
     "customer.name": lambda f: f.ticket.customer.name,
     "customer.domain": lambda f: _domain(f.ticket.customer.email),
@@ -114,6 +150,23 @@ def _a_number(value: Any) -> float:
     return float(value)
 
 
+def _a_duration(value: Any) -> timedelta:
+    parsed = parse_duration(value)
+    if not isinstance(parsed, timedelta) or isinstance(value, bool):
+        raise ConditionProblem(f"expects a duration such as 90m, 4h or 2d, got {value!r}")
+    return parsed
+
+
+@operator("older_than", _a_duration)
+def _older(value: object, operand: Any) -> bool:
+    return isinstance(value, timedelta) and value > operand
+
+
+@operator("newer_than", _a_duration)
+def _newer(value: object, operand: Any) -> bool:
+    return isinstance(value, timedelta) and value <= operand
+
+
 def _same(value: object, operand: Any) -> bool:
     if isinstance(value, str) and isinstance(operand, str):
         return value.casefold() == operand.casefold()
@@ -171,7 +224,9 @@ class Compare:
     operand: Any
 
     def holds(self, facts: Facts) -> bool:
-        return bool(OPERATORS[self.name].test(FIELDS[self.field](facts), self.operand))
+        get = getter(self.field)
+        assert get is not None
+        return bool(OPERATORS[self.name].test(get(facts), self.operand))
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +272,7 @@ def _parse_entry(key: str, value: Any) -> Condition:
         return AllOf(parts) if key == "all" else AnyOf(parts)
     if key == "not":
         return Not(parse_condition(value))
-    if key not in FIELDS:
+    if getter(key) is None:
         raise ConditionProblem(f"unknown field {key!r}; known: {', '.join(sorted(FIELDS))}")
     tests = value if isinstance(value, dict) else {"equals": value}
     if not tests:

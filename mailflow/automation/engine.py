@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.automation.actions import RunScope
 from mailflow.automation.conditions import Facts
-from mailflow.automation.schema import RuleSet
+from mailflow.automation.schema import Rule, RuleSet
 from mailflow.config import Config
 from mailflow.db.models import Agent, Message, Ticket
 from mailflow.outbox.mailer import Mailer
 from mailflow.tickets import ops
-from mailflow.tickets.events import Event
+from mailflow.tickets.events import Event, TimeReached
 
 log = structlog.get_logger(__name__)
 
@@ -51,36 +51,69 @@ class Engine:
                 )
                 log.warning("rules.chain_stopped", ticket=ticket.id, trigger=event.trigger)
                 continue
-            facts = await self._facts(session, ticket, event, acting)
+            facts = await self._facts(session, ticket, event, acting, now)
             caused = await self._apply(session, ticket, facts, now)
             queue.extend((e, depth + 1, facts.agent) for e in caused)
 
     async def _apply(
         self, session: AsyncSession, ticket: Ticket, facts: Facts, now: datetime
     ) -> list[Event]:
-        event = facts.event
         caused: list[Event] = []
-        for rule in self.rules.matching(event.trigger, ticket.type):
+        for rule in self.rules.matching(facts.event.trigger, ticket.type):
             if rule.condition is not None and not rule.condition.holds(facts):
                 continue
-            actor = ops.Actor.rule(rule.name)
-            ops.record(session, ticket, actor, "rule_fired", now, trigger=event.trigger)
-            log.info("rules.fired", ticket=ticket.id, rule=rule.name, trigger=event.trigger)
-            scope = RunScope(session, self.config, self.mailer, now, ticket, facts, actor)
-            stop = False
-            for _name, action in rule.actions:
-                result = await action(scope)
-                caused += result.events
-                stop = stop or result.stop
+            events, stop = await self._fire(session, rule, ticket, facts, now)
+            caused += events
             if stop:
                 break
         return caused
 
+    async def _fire(
+        self, session: AsyncSession, rule: Rule, ticket: Ticket, facts: Facts, now: datetime
+    ) -> tuple[list[Event], bool]:
+        """Apply one rule's actions; return what they caused and whether they said stop."""
+        actor = ops.Actor.rule(rule.name)
+        ops.record(session, ticket, actor, "rule_fired", now, trigger=rule.trigger)
+        log.info("rules.fired", ticket=ticket.id, rule=rule.name, trigger=rule.trigger)
+        scope = RunScope(session, self.config, self.mailer, now, ticket, facts, actor)
+        caused: list[Event] = []
+        stop = False
+        for _name, action in rule.actions:
+            result = await action(scope)
+            caused += result.events
+            stop = stop or result.stop
+        return caused, stop
+
+    async def fire_timed(
+        self, session: AsyncSession, rule: Rule, ticket: Ticket, now: datetime
+    ) -> bool:
+        """A time-based rule whose time has come for this ticket: fire it if its conditions
+        hold, then handle what it caused. True when it fired."""
+        event = TimeReached(ticket_id=ticket.id, rule=rule.name)
+        facts = await self._facts(session, ticket, event, None, now)
+        if rule.condition is not None and not rule.condition.holds(facts):
+            return False
+        caused, _stop = await self._fire(session, rule, ticket, facts, now)
+        await self.run(session, caused, now)
+        return True
+
     async def _facts(
-        self, session: AsyncSession, ticket: Ticket, event: Event, acting: Agent | None
+        self,
+        session: AsyncSession,
+        ticket: Ticket,
+        event: Event,
+        acting: Agent | None,
+        now: datetime,
     ) -> Facts:
         message_id = getattr(event, "message_id", None)
         message = await session.get(Message, message_id) if message_id else None
         agent_id = getattr(event, "agent_id", None)
         agent = await session.get(Agent, agent_id) if agent_id else acting
-        return Facts(ticket=ticket, event=event, message=message, agent=agent)
+        return Facts(
+            ticket=ticket,
+            event=event,
+            message=message,
+            agent=agent,
+            now=now,
+            hours=self.config.business_hours,
+        )

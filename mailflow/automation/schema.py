@@ -9,14 +9,16 @@ from typing import Any
 
 import yaml
 
+from mailflow.automation import ticket_actions  # noqa: F401  (registers its actions)
 from mailflow.automation.actions import ACTIONS, Action, ActionProblem, LoadScope
 from mailflow.automation.conditions import Condition, ConditionProblem, parse_condition
+from mailflow.automation.timers import TIME_TRIGGERS, Timer, TimerProblem, parse_timer
 from mailflow.config import Config
 from mailflow.render import Renderer, TemplateProblem
 from mailflow.resources import rules_dir
 from mailflow.tickets.events import TRIGGERS
 
-RULE_KEYS = {"name", "trigger", "types", "if", "do", "enabled", "description"}
+RULE_KEYS = {"name", "trigger", "when", "types", "if", "do", "enabled", "description"}
 
 
 class RuleError(Exception):
@@ -37,9 +39,13 @@ class Rule:
     types: frozenset[str] | None  # None: every type
     condition: Condition | None
     actions: tuple[tuple[str, Action], ...]
+    timer: Timer | None = None  # for the time-based triggers
 
     def applies(self, trigger: str, type_name: str) -> bool:
-        return trigger == self.trigger and (self.types is None or type_name in self.types)
+        return trigger == self.trigger and self.covers(type_name)
+
+    def covers(self, type_name: str) -> bool:
+        return self.types is None or type_name in self.types
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,10 @@ class RuleSet:
 
     def matching(self, trigger: str, type_name: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.applies(trigger, type_name)]
+
+    @property
+    def timed(self) -> list[Rule]:
+        return [rule for rule in self.rules if rule.timer is not None]
 
 
 def rule_files(config: Config) -> list[Path]:
@@ -114,23 +124,31 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     if not isinstance(enabled, bool):
         raise problem("`enabled` must be true or false")
     trigger = entry.get("trigger")
-    if not isinstance(trigger, str) or trigger not in TRIGGERS:
-        raise problem(f"`trigger: {trigger}` is not a trigger; known: {', '.join(TRIGGERS)}")
+    known = [*TRIGGERS, *TIME_TRIGGERS]
+    if not isinstance(trigger, str) or trigger not in known:
+        raise problem(f"`trigger: {trigger}` is not a trigger; known: {', '.join(known)}")
+    if "when" in entry and trigger not in TIME_TRIGGERS:
+        raise problem(f"`when:` is for the time-based triggers ({', '.join(TIME_TRIGGERS)})")
     types = _types(entry.get("types", "all"), config, problem)
     scope = LoadScope(
         rule=name,
         trigger=trigger,
         types=tuple(t for t in config.types if types is None or t.name in types),
         renderer=renderer,
+        config=config,
     )
     try:
         condition = parse_condition(entry["if"]) if "if" in entry else None
         actions = _actions(entry.get("do"), scope)
-    except (ConditionProblem, ActionProblem, TemplateProblem) as exc:
+        timer = None
+        if trigger in TIME_TRIGGERS:
+            statuses = set.intersection(*(set(t.statuses) for t in scope.types))
+            timer = parse_timer(trigger, entry.get("when"), statuses)
+    except (ConditionProblem, ActionProblem, TemplateProblem, TimerProblem) as exc:
         raise problem(str(exc)) from None
     if not enabled:
         return None
-    return Rule(name, file, trigger, types, condition, actions)
+    return Rule(name, file, trigger, types, condition, actions, timer)
 
 
 def _types(value: Any, config: Config, problem: Any) -> frozenset[str] | None:

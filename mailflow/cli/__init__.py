@@ -13,11 +13,13 @@ from mailflow.cli import (
     deliver,
     inbound,
     inject,
+    rules,
     run,
     setup,
     tickets,
     usergroups,
 )
+from mailflow import log
 from mailflow.cli.common import Cli
 from mailflow.config import CONFIG_ENV
 
@@ -32,9 +34,11 @@ from mailflow.config import CONFIG_ENV
 )
 def cli(config: Path | None) -> None:
     """mailflow: an email-driven helpdesk."""
+    # Commands print their results; only problems go to the log (`run` sets its own level).
+    log.configure("warning")
 
 
-for module in (setup, run, check, db, tickets, agents, usergroups, inject, inbound, deliver):
+for module in (setup, run, check, db, tickets, agents, usergroups, rules, inject, inbound, deliver):
     module.register(cli)
 
 

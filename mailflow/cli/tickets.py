@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from mailflow.cli.common import Config, config_of, database, run
 from mailflow.cli.output import FORMATS, render
+from mailflow.clock import SystemClock
 from mailflow.db.models import History, InboundMessage, Message, OutboxMessage, Ticket
 from mailflow.tickets import views
 
@@ -19,7 +20,9 @@ COLUMNS = (
     "customer",
     "usergroup",
     "group",
+    "project",
     "assignee",
+    "due",
     "updated",
 )
 
@@ -27,34 +30,48 @@ COLUMNS = (
 def register(cli: click.Group) -> None:
     @cli.command("tickets")
     @click.option(
-        "--view", "view", type=click.Choice(sorted(views.VIEWS)), default="open", show_default=True
+        "--view",
+        "view",
+        default="open",
+        show_default=True,
+        help="unassigned, customer-waiting, agent-waiting, overdue, mine, open, all, "
+        "or one from [[views]] in the configuration.",
     )
+    @click.option("--agent", help="Whose tickets --view mine lists (an agent's address).")
     @click.option("--type", "ticket_type", help="Only tickets of this type.")
     @click.option("--status", help="Only tickets in this status.")
     @click.option("--group", help="Only tickets assigned to this group.")
     @click.option("--usergroup", help="Only tickets of this usergroup.")
+    @click.option("--project", help="Only tickets of this project.")
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
     @click.option("--limit", type=int, default=None, help="At most this many, newest first.")
     @click.pass_context
     def tickets(
         ctx: click.Context,
         view: str,
+        agent: str | None,
         ticket_type: str | None,
         status: str | None,
         group: str | None,
         usergroup: str | None,
+        project: str | None,
         fmt: str,
         limit: int | None,
     ) -> None:
         """List tickets in a view."""
         config = config_of(ctx)
-        filters = views.Filters(ticket_type, status, group, usergroup)
+        filters = views.Filters(ticket_type, status, group, usergroup, project)
 
         async def work() -> list[views.TicketRow]:
             async with database(config) as db, db.transaction() as session:
-                return await views.rows(session, config, view, filters, limit)
+                now = SystemClock().now()
+                return await views.rows(session, config, view, now, filters, limit, agent)
 
-        click.echo(render(run(work()), fmt, COLUMNS))
+        try:
+            found = run(work())
+        except views.ViewProblem as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(render(found, fmt, COLUMNS))
 
     @cli.group("ticket")
     def ticket_group() -> None:

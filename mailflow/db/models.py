@@ -100,9 +100,18 @@ class Ticket(Base):
     usergroup_id: Mapped[int | None] = mapped_column(ForeignKey("usergroups.id"), index=True)
     # Private: kept from the usergroup's supervisors and other members.
     private: Mapped[bool] = mapped_column(Boolean, default=False)
+    project: Mapped[str | None] = mapped_column(String(100), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Custom fields declared in the configuration ([[ticket_fields]]).
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # When the ticket entered its status, and the last word of each side: the clocks that
+    # time-based rules read.
+    status_since: Mapped[datetime] = mapped_column(index=True)
+    last_customer_at: Mapped[datetime | None]
+    last_agent_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[Agent | None] = relationship(lazy="joined")
@@ -262,6 +271,21 @@ class ImapFolder(Base):
     failing_uid: Mapped[int | None] = mapped_column(BigInteger)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime]
+
+
+class RuleFiring(Base):
+    """A time-based rule fired for a ticket in one episode (e.g. one stay in a status):
+    it fires once per episode, across restarts and several daemons."""
+
+    __tablename__ = "rule_firings"
+    __table_args__ = (UniqueConstraint("rule", "ticket_id", "episode_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # When the episode began: the status change, the last message, the due date.
+    episode_at: Mapped[datetime]
+    fired_at: Mapped[datetime]
 
 
 class History(Base):

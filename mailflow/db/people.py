@@ -36,6 +36,8 @@ class Group(Base):
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
     name: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime]
+    # Round-robin assignment continues after this member.
+    last_assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
 
 
 class GroupMember(Base):

@@ -50,3 +50,13 @@ async def upsert_returning(
     )
     row: M = result.one()
     return row
+
+
+async def insert_if_new(
+    session: AsyncSession, model: type[Base], keys: list[str], **values: Any
+) -> bool:
+    """Insert the row; False, and nothing written, when one with the same `keys` exists."""
+    statement = _insert(session, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    primary = model.__table__.primary_key.columns.values()[0]  # type: ignore[attr-defined]
+    inserted = await session.scalar(statement.returning(primary))
+    return inserted is not None

@@ -43,7 +43,7 @@ async def accept(app: App, raw: bytes, envelope: Envelope, *, also: Also = _noth
     parsed = await _parse(raw)
 
     async def new_row(session: AsyncSession) -> InboundMessage:
-        inbound = _inbound(raw, envelope, parsed)
+        inbound = inbound_row(raw, envelope, parsed)
         session.add(inbound)
         await session.flush()
         await also(session)
@@ -117,7 +117,7 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "")
 
 
-def _inbound(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> InboundMessage:
+def inbound_row(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> InboundMessage:
     return InboundMessage(
         received_at=envelope.received_at,
         channel=envelope.channel.value,
@@ -131,17 +131,23 @@ def _inbound(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> InboundMe
     )
 
 
+async def handle(app: App, session: AsyncSession, intake: Intake) -> None:
+    """The pipeline, the rules its events trigger, then the sender's own commands: these
+    come last, so that no rule undoes them."""
+    now = intake.now
+    await process(app.services(session), intake)
+    await app.engine.run(session, intake.events, now, intake.agent)
+    commanded = [event for apply in intake.commands for event in await apply()]
+    await app.engine.run(session, commanded, now, intake.agent)
+
+
 async def _commit(app: App, parsed: ParsedMessage, envelope: Envelope, row: RowFactory) -> Outcome:
     now = app.clock.now()
     async with app.db.transaction() as session:
         inbound = await row(session)
         intake = Intake(inbound=inbound, parsed=parsed, envelope=envelope, now=now)
         try:
-            await process(app.services(session), intake)
-            await app.engine.run(session, intake.events, now, intake.agent)
-            # A person's explicit commands come last, so that no rule undoes them.
-            commanded = [event for apply in intake.commands for event in await apply()]
-            await app.engine.run(session, commanded, now, intake.agent)
+            await handle(app, session, intake)
         except Exception as exc:
             for decision in intake.decisions:  # what was decided before it failed
                 exc.add_note(f"decided {decision}")
@@ -183,7 +189,7 @@ async def _quarantine(
     reason, error = _describe(failure)
     try:
         async with app.db.transaction() as session:
-            inbound = _inbound(raw, envelope, parsed)
+            inbound = inbound_row(raw, envelope, parsed)
             inbound.state, inbound.reason, inbound.error = InboundState.QUARANTINED, reason, error
             session.add(inbound)
             await session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
@@ -91,3 +91,36 @@ async def delete_group(
     await session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     await session.delete(group)
     return open_count, len(closed_ids)
+
+
+async def next_in_rotation(session: AsyncSession, group: Group) -> Agent | None:
+    """Round robin: the member after the one the group last gave a ticket to."""
+    members = await group_agents(session, group.id)
+    if not members:
+        return None
+    ids = [agent.id for agent in members]
+    after = (
+        ids.index(group.last_assigned_agent_id) + 1 if group.last_assigned_agent_id in ids else 0
+    )
+    chosen = members[after % len(members)]
+    group.last_assigned_agent_id = chosen.id
+    return chosen
+
+
+async def least_loaded(session: AsyncSession, config: Config, group: Group) -> Agent | None:
+    """The member with the fewest open tickets (the first by address on a tie)."""
+    members = await group_agents(session, group.id)
+    if not members:
+        return None
+    closed = [
+        (Ticket.type == t.name) & Ticket.status.in_(t.closed) for t in config.types if t.closed
+    ]
+    load = (
+        select(Ticket.assignee_id, func.count())
+        .where(Ticket.assignee_id.in_([a.id for a in members]))
+        .group_by(Ticket.assignee_id)
+    )
+    if closed:
+        load = load.where(~or_(*closed))
+    counts = dict((await session.execute(load)).tuples().all())
+    return min(members, key=lambda agent: (counts.get(agent.id, 0), agent.email))

@@ -77,6 +77,14 @@ class DeliveryFailed(Event):
     diagnostic: str
 
 
+@dataclass(frozen=True, slots=True)
+class TimeReached(Event):
+    """A time-based rule's moment came (its own trigger names which: status_for, due…)."""
+
+    trigger: ClassVar[str] = "time"
+    rule: str
+
+
 TRIGGERS: dict[str, type[Event]] = {
     cls.trigger: cls
     for cls in (

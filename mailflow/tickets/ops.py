@@ -108,6 +108,9 @@ async def open_ticket(
         customer=customer,
         created_at=now,
         updated_at=now,
+        status_since=now,
+        last_customer_at=now,
+        fields={},
     )
     session.add(ticket)
     await session.flush()
@@ -132,7 +135,7 @@ def set_status(
     if status == old:
         return []
     ticket.status = status
-    ticket.updated_at = now
+    ticket.updated_at = ticket.status_since = now
     ticket.closed_at = now if status in ticket_type.closed else None
     record(session, ticket, actor, "status_changed", now, old=old, new=status)
     return [StatusChanged(ticket_id=ticket.id, old=old, new=status)]
@@ -189,7 +192,8 @@ def change_type(
     now: datetime,
     session: AsyncSession,
 ) -> list[Event]:
-    """Move the ticket to another type; its status becomes `status` or the new type's default."""
+    """Move the ticket to another type; its status becomes `status`, else what the new type's
+    status_map makes of the old one, else the new type's default."""
     old = ticket.type
     if old == new_type.name:
         return []
@@ -205,7 +209,7 @@ def change_type(
         old_status=ticket.status,
     )
     events: list[Event] = [TypeChanged(ticket.id, old, new_type.name)]
-    target = status or new_type.default_status
+    target = status or new_type.status_for(ticket.status)
     ticket.status = ""  # the old status means nothing in the new type
     events += set_status(
         ticket, target, ticket_type=new_type, actor=actor, now=now, session=session

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.config import Config
-from mailflow.db.models import Ticket
+from mailflow.automation.conditions import ConditionProblem, parse_condition
+from mailflow.automation.sql import NotInSql, to_sql
+from mailflow.config import Config, ConfigError
+from mailflow.db.models import Agent, Ticket
 from mailflow.db.people import Group, Usergroup
 
 
@@ -24,13 +27,56 @@ def _not_closed(config: Config) -> ColumnElement[bool]:
     )
 
 
-VIEWS: dict[str, Callable[[Config], ColumnElement[bool]]] = {
-    "unassigned": lambda c: and_(Ticket.assignee_id.is_(None), _not_closed(c)),
-    "customer-waiting": lambda c: Ticket.status == "customer waiting",
-    "agent-waiting": lambda c: Ticket.status == "agent waiting",
-    "open": _not_closed,
-    "all": lambda c: true(),
+def _mine(config: Config, now: datetime, agent: str | None) -> ColumnElement[bool]:
+    if not agent:
+        raise ViewProblem("the view mine needs --agent ADDRESS")
+    return and_(
+        Ticket.assignee_id.in_(select(Agent.id).where(Agent.email == agent.lower())),
+        _not_closed(config),
+    )
+
+
+# Built in: (config, now, the agent asking) → which tickets.
+BUILT_IN: dict[str, Callable[[Config, datetime, str | None], ColumnElement[bool]]] = {
+    "unassigned": lambda c, now, a: and_(Ticket.assignee_id.is_(None), _not_closed(c)),
+    "customer-waiting": lambda c, now, a: Ticket.status == "customer waiting",
+    "agent-waiting": lambda c, now, a: Ticket.status == "agent waiting",
+    "overdue": lambda c, now, a: and_(Ticket.due_at < now, _not_closed(c)),
+    "mine": _mine,
+    "open": lambda c, now, a: _not_closed(c),
+    "all": lambda c, now, a: true(),
 }
+
+
+class ViewProblem(Exception):
+    """An unknown view, or a view that cannot be run as asked."""
+
+
+def names(config: Config) -> list[str]:
+    return [*BUILT_IN, *(view.name for view in config.views)]
+
+
+def condition(
+    config: Config, name: str, now: datetime, agent: str | None = None
+) -> ColumnElement[bool]:
+    if name in BUILT_IN:
+        return BUILT_IN[name](config, now, agent)
+    for view in config.views:
+        if view.name == name:
+            return to_sql(parse_condition(view.where), now)
+    raise ViewProblem(f"no view {name!r}; views: {', '.join(names(config))}")
+
+
+def check_views(config: Config) -> None:
+    """At start-up: every configured view must compile to SQL, and not shadow a built-in."""
+    for index, view in enumerate(config.views):
+        key = f"views[{index}]"
+        if view.name in BUILT_IN:
+            raise ConfigError(config.source, f"{key}.name", f"{view.name!r} is a built-in view")
+        try:
+            to_sql(parse_condition(view.where), datetime.now(UTC))
+        except (ConditionProblem, NotInSql) as exc:
+            raise ConfigError(config.source, f"{key}.if", str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +87,15 @@ class Filters:
     status: str | None = None
     group: str | None = None
     usergroup: str | None = None
+    project: str | None = None
 
     def apply(self, query: Select[Ticket]) -> Select[Ticket]:
         if self.ticket_type:
             query = query.where(Ticket.type == self.ticket_type)
         if self.status:
             query = query.where(Ticket.status == self.status)
+        if self.project:
+            query = query.where(Ticket.project == self.project)
         if self.group:
             query = query.where(
                 Ticket.group_id.in_(
@@ -72,7 +121,9 @@ class TicketRow:
     customer: str
     usergroup: str
     group: str
+    project: str
     assignee: str
+    due: str
     updated: str
 
     @classmethod
@@ -86,17 +137,24 @@ class TicketRow:
             customer=ticket.customer.email,
             usergroup=ticket.usergroup.name if ticket.usergroup else "",
             group=ticket.group.name if ticket.group else "",
+            project=ticket.project or "",
             assignee=ticket.assignee.email if ticket.assignee else "",
+            due=ticket.due_at.isoformat(timespec="minutes") if ticket.due_at else "",
             updated=ticket.updated_at.isoformat(timespec="seconds"),
         )
 
 
 def view_query(
-    config: Config, name: str, filters: Filters = Filters(), limit: int | None = None
+    config: Config,
+    name: str,
+    now: datetime,
+    filters: Filters = Filters(),
+    limit: int | None = None,
+    agent: str | None = None,
 ) -> Select[Ticket]:
     query = (
         select(Ticket)
-        .where(VIEWS[name](config))
+        .where(condition(config, name, now, agent))
         .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
     )
     query = filters.apply(query)
@@ -107,8 +165,10 @@ async def rows(
     session: AsyncSession,
     config: Config,
     name: str,
+    now: datetime,
     filters: Filters = Filters(),
     limit: int | None = None,
+    agent: str | None = None,
 ) -> list[TicketRow]:
-    tickets = await session.scalars(view_query(config, name, filters, limit))
+    tickets = await session.scalars(view_query(config, name, now, filters, limit, agent))
     return [TicketRow.of(t) for t in tickets.unique().all()]

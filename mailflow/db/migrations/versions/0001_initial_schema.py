@@ -101,16 +101,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_agents_team_id"), ["team_id"], unique=False)
 
     op.create_table(
-        "groups",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("team_id", sa.Integer(), nullable=False),
-        sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name=op.f("fk_groups_team_id_teams")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_groups")),
-        sa.UniqueConstraint("team_id", "name", name=op.f("uq_groups_team_id")),
-    )
-    op.create_table(
         "usergroup_members",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("usergroup_id", sa.Integer(), nullable=False),
@@ -142,6 +132,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "groups",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_assigned_agent_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["last_assigned_agent_id"],
+            ["agents.id"],
+            name=op.f("fk_groups_last_assigned_agent_id_agents"),
+        ),
+        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name=op.f("fk_groups_team_id_teams")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_groups")),
+        sa.UniqueConstraint("team_id", "name", name=op.f("uq_groups_team_id")),
+    )
+    op.create_table(
         "group_members",
         sa.Column("group_id", sa.Integer(), nullable=False),
         sa.Column("agent_id", sa.Integer(), nullable=False),
@@ -168,9 +174,15 @@ def upgrade() -> None:
         sa.Column("group_id", sa.Integer(), nullable=True),
         sa.Column("usergroup_id", sa.Integer(), nullable=True),
         sa.Column("private", sa.Boolean(), nullable=False),
+        sa.Column("project", sa.String(length=100), nullable=True),
+        sa.Column("due_at", sa.DateTime(), nullable=True),
+        sa.Column("fields", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("closed_at", sa.DateTime(), nullable=True),
+        sa.Column("status_since", sa.DateTime(), nullable=False),
+        sa.Column("last_customer_at", sa.DateTime(), nullable=True),
+        sa.Column("last_agent_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["agents.id"], name=op.f("fk_tickets_assignee_id_agents")
         ),
@@ -188,8 +200,11 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index("ix_tickets_assignee_status", ["assignee_id", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_due_at"), ["due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_group_id"), ["group_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_project"), ["project"], unique=False)
         batch_op.create_index("ix_tickets_status", ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_status_since"), ["status_since"], unique=False)
         batch_op.create_index("ix_tickets_type_status", ["type", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_usergroup_id"), ["usergroup_id"], unique=False)
 
@@ -351,6 +366,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_participants_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
+        "rule_firings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("rule", sa.String(length=200), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("episode_at", sa.DateTime(), nullable=False),
+        sa.Column("fired_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_rule_firings_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rule_firings")),
+        sa.UniqueConstraint("rule", "ticket_id", "episode_at", name=op.f("uq_rule_firings_rule")),
+    )
+    with op.batch_alter_table("rule_firings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_rule_firings_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
         "messages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
@@ -435,6 +466,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_messages_ticket_id"))
 
     op.drop_table("messages")
+    with op.batch_alter_table("rule_firings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_rule_firings_ticket_id"))
+
+    op.drop_table("rule_firings")
     with op.batch_alter_table("participants", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_participants_ticket_id"))
 
@@ -468,8 +503,11 @@ def downgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tickets_usergroup_id"))
         batch_op.drop_index("ix_tickets_type_status")
+        batch_op.drop_index(batch_op.f("ix_tickets_status_since"))
         batch_op.drop_index("ix_tickets_status")
+        batch_op.drop_index(batch_op.f("ix_tickets_project"))
         batch_op.drop_index(batch_op.f("ix_tickets_group_id"))
+        batch_op.drop_index(batch_op.f("ix_tickets_due_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_customer_id"))
         batch_op.drop_index("ix_tickets_assignee_status")
 
@@ -478,12 +516,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_group_members_agent_id"))
 
     op.drop_table("group_members")
+    op.drop_table("groups")
     with op.batch_alter_table("usergroup_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_usergroup_members_usergroup_id"))
         batch_op.drop_index(batch_op.f("ix_usergroup_members_customer_id"))
 
     op.drop_table("usergroup_members")
-    op.drop_table("groups")
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_agents_team_id"))
 

@@ -1,0 +1,182 @@
+"""Rule actions that change what a ticket is: its type, usergroup, project, custom fields,
+due date, assignment to a group, and internal notes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from mailflow.automation.actions import Action, ActionProblem, LoadScope, Result, RunScope, action
+from mailflow.config import parse_duration
+from mailflow.db.models import ActorKind, Direction, Message
+from mailflow.people import directory, usergroups
+from mailflow.tickets import ops
+
+STRATEGIES = ("fixed", "round_robin", "fewest_open")
+
+
+def _word(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ActionProblem(f"{what} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+@action("set_type")
+def _set_type(value: Any, load: LoadScope) -> Action:
+    name = _word(value, "set_type")
+    known = [t.name for t in load.config.types]
+    if name not in known:
+        raise ActionProblem(f"set_type: {name!r} is not a ticket type ({', '.join(known)})")
+
+    async def run(scope: RunScope) -> Result:
+        new_type = scope.config.ticket_type(name)
+        events = ops.change_type(
+            scope.ticket,
+            new_type,
+            status=None,
+            actor=scope.actor,
+            now=scope.now,
+            session=scope.session,
+        )
+        return Result(events)
+
+    return run
+
+
+@action("set_usergroup")
+def _set_usergroup(value: Any, load: LoadScope) -> Action:
+    name = _word(value, "set_usergroup")
+
+    async def run(scope: RunScope) -> Result:
+        usergroup = None
+        if name != "nobody":
+            usergroup = await usergroups.usergroup_named(scope.session, name)
+            if usergroup is None:
+                scope.note("rule_action_skipped", reason=f"no usergroup {name}")
+                return Result()
+        return Result(
+            ops.set_usergroup(
+                scope.ticket, usergroup, actor=scope.actor, now=scope.now, session=scope.session
+            )
+        )
+
+    return run
+
+
+@action("set_project")
+def _set_project(value: Any, load: LoadScope) -> Action:
+    name = _word(value, "set_project")
+    if len(name) > 100:
+        raise ActionProblem("set_project: a project name has at most 100 characters")
+    project = None if name == "none" else name
+
+    async def run(scope: RunScope) -> Result:
+        old = scope.ticket.project
+        if old != project:
+            scope.ticket.project = project
+            scope.note("project_changed", old=old, new=project)
+        return Result()
+
+    return run
+
+
+@action("set_field")
+def _set_field(value: Any, load: LoadScope) -> Action:
+    if not isinstance(value, dict) or set(value) != {"name", "value"}:
+        raise ActionProblem("set_field takes {name: FIELD, value: VALUE}")
+    declared = {f.name: f for f in load.config.ticket_fields}
+    name = value["name"]
+    if name not in declared:
+        known = ", ".join(declared) or "none; declare them as [[ticket_fields]]"
+        raise ActionProblem(f"set_field: no ticket field {name!r}; known: {known}")
+    try:
+        checked = usergroups.checked_value(declared[name], str(value["value"]))
+    except ValueError as exc:
+        raise ActionProblem(f"set_field: {exc}") from None
+
+    async def run(scope: RunScope) -> Result:
+        old = scope.ticket.fields.get(name)
+        if old != checked:
+            scope.ticket.fields = {**scope.ticket.fields, name: checked}
+            scope.note("field_changed", field=name, old=old, new=checked)
+        return Result()
+
+    return run
+
+
+@action("set_due")
+def _set_due(value: Any, load: LoadScope) -> Action:
+    """A due date this long from now (`4h`, `2d`), or `none`."""
+    delay = None if value == "none" else parse_duration(value)
+    if delay is not None and not isinstance(delay, timedelta):
+        raise ActionProblem(f"set_due: {value!r} is not a duration such as 4h or 2d, or none")
+
+    async def run(scope: RunScope) -> Result:
+        due = scope.now + delay if isinstance(delay, timedelta) else None
+        if scope.ticket.due_at != due:
+            scope.ticket.due_at = due
+            scope.note("due_changed", due=due.isoformat() if due else None)
+        return Result()
+
+    return run
+
+
+@action("assign_group")
+def _assign_group(value: Any, load: LoadScope) -> Action:
+    """{group: NAME, strategy: fixed | round_robin | fewest_open}: the group, and with a
+    strategy other than fixed, one of its members."""
+    spec = {"group": value} if isinstance(value, str) else value
+    if not isinstance(spec, dict) or set(spec) - {"group", "strategy"} or "group" not in spec:
+        raise ActionProblem("assign_group takes NAME or {group: NAME, strategy: STRATEGY}")
+    name = _word(spec["group"], "assign_group.group")
+    strategy = spec.get("strategy", "fixed")
+    if strategy not in STRATEGIES:
+        raise ActionProblem(
+            f"assign_group.strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}"
+        )
+
+    async def run(scope: RunScope) -> Result:
+        group = await directory.find_group(scope.session, name)
+        if group is None:
+            scope.note("rule_action_skipped", reason=f"no group {name}")
+            return Result()
+        events = ops.assign_group(
+            scope.ticket, group, actor=scope.actor, now=scope.now, session=scope.session
+        )
+        agent = None
+        if strategy == "round_robin":
+            agent = await directory.next_in_rotation(scope.session, group)
+        elif strategy == "fewest_open":
+            agent = await directory.least_loaded(scope.session, scope.config, group)
+        if agent is not None:
+            events += ops.assign(
+                scope.ticket, agent, actor=scope.actor, now=scope.now, session=scope.session
+            )
+        return Result(events)
+
+    return run
+
+
+@action("add_note")
+def _add_note(value: Any, load: LoadScope) -> Action:
+    text = _word(value, "add_note")
+
+    async def run(scope: RunScope) -> Result:
+        note = Message(
+            ticket_id=scope.ticket.id,
+            direction=Direction.IN,
+            author_kind=ActorKind.AUTOMATION,
+            public=False,
+            from_address="",
+            from_name=scope.actor.label,
+            subject="",
+            text=text,
+            full_text=text,
+            created_at=scope.now,
+            attachments=[],
+        )
+        scope.session.add(note)
+        scope.note("note_added", text=text[:200])
+        return Result()
+
+    return run
