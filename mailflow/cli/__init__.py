@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mailflow import log
 from mailflow.cli import (
     agents,
     check,
@@ -19,7 +20,6 @@ from mailflow.cli import (
     tickets,
     usergroups,
 )
-from mailflow import log
 from mailflow.cli.common import Cli
 from mailflow.config import CONFIG_ENV
 
