@@ -87,6 +87,8 @@ class Ticket(Base):
         Index("ix_tickets_status", "status"),
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_type_status", "type", "status"),
+        # Every view lists the newest first: its first page walks this index.
+        Index("ix_tickets_updated", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -79,6 +79,7 @@ class Mailer:
             "instance": self.config.instance,
             "tag": tag(ticket.id),
             "usergroup_fields": self.config.people.usergroup_fields,
+            "business_hours": self.config.business_hours,
             **mail.context,
         }
 

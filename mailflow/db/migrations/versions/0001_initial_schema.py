@@ -206,6 +206,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_tickets_status", ["status"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_status_since"), ["status_since"], unique=False)
         batch_op.create_index("ix_tickets_type_status", ["type", "status"], unique=False)
+        batch_op.create_index("ix_tickets_updated", ["updated_at", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_usergroup_id"), ["usergroup_id"], unique=False)
 
     op.create_table(
@@ -502,6 +503,7 @@ def downgrade() -> None:
     op.drop_table("history")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tickets_usergroup_id"))
+        batch_op.drop_index("ix_tickets_updated")
         batch_op.drop_index("ix_tickets_type_status")
         batch_op.drop_index(batch_op.f("ix_tickets_status_since"))
         batch_op.drop_index("ix_tickets_status")
