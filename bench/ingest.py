@@ -333,6 +333,8 @@ def write_config(directory: Path, port: int, database_url: str) -> Path:
         'hostname = "mailflow.localhost"\n\n'
         "[outbox]\n"
         'maildir = "var/sent"\n\n'
+        "[web]\n"
+        "port = 0\n\n"
         "[log]\n"
         'level = "warning"\n',
         encoding="utf-8",

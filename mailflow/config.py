@@ -111,8 +111,9 @@ class SmtpConfig(Section):
 
 
 class WebConfig(Section):
-    """Reserved for the approval pages and help centre; not started yet."""
+    """The approval pages, the help centre (/kb/) and /healthz."""
 
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: Port = 8025
     base_url: str = "http://127.0.0.1:8025"
@@ -257,6 +258,16 @@ class IdentityConfig(Section):
     trusted_authserv_ids: list[str] = []
 
 
+class ApprovalsConfig(Section):
+    # How long an approval link stays valid.
+    expire_after: Duration = timedelta(days=7)
+    # A decision must come at least this long after its page was shown: link scanners that
+    # submit forms (Safe Links) do so at once.
+    min_decision_delay: Duration = timedelta(seconds=2)
+    # For this long after deciding, the approver may change the decision through the link.
+    change_window: Duration = timedelta(minutes=10)
+
+
 class FieldConfig(Section):
     """A custom field of usergroups, validated when it is set."""
 
@@ -375,6 +386,7 @@ class Config(Section):
     outbox: OutboxConfig = OutboxConfig()
     hygiene: HygieneConfig = HygieneConfig()
     people: PeopleConfig = PeopleConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
     business_hours: BusinessHoursConfig = BusinessHoursConfig()
     # Custom fields of tickets, set by rules (set_field); same types as usergroup fields.
     ticket_fields: list[FieldConfig] = []

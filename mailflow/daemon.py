@@ -20,6 +20,7 @@ from mailflow.outbox.sender import Sender
 from mailflow.outbox.transports import Transport, transport_for
 from mailflow.render import TemplateProblem
 from mailflow.scheduler import Scheduler
+from mailflow.web.server import WebServer
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,7 @@ class Daemon:
         self.smtp_address: tuple[str, int] | None = None
         self.lmtp_at: str | None = None
         self.stopped = False
+        self.web: WebServer | None = None
         for index, account in enumerate(app.config.imap):
             check_secret_files(app.config, account, f"imap[{index}]")
 
@@ -54,6 +56,9 @@ class Daemon:
             self.scheduler.every(
                 account.poll_interval, watcher.wake, f"imap-poll-{account.name}-{watcher.folder}"
             )
+        if config.web.enabled:
+            self.web = WebServer(self.app)
+            await self.web.start()
         self.scheduler.every(config.rules.sweep_interval, self.sweep, "rules-sweep")
         self.scheduler.start()
         log.info("daemon.started", database=self.app.db.url.render_as_string(hide_password=True))
@@ -89,6 +94,8 @@ class Daemon:
         self.scheduler.stop()
         for listener in self.listeners:
             listener.stop_listening()
+        if self.web is not None:
+            await self.web.stop()
         await asyncio.gather(*(watcher.stop() for watcher in self.watchers))
         await self.inflight.drain()
         for listener in self.listeners:

@@ -73,6 +73,11 @@ class Renderer:
         subject = self._render(subject_name, context).strip() if subject_name else None
         return Rendered(subject=subject or None, text=text.strip() + "\n", html=html)
 
+    def page(self, name: str, context: Mapping[str, Any]) -> str:
+        """A web page (templates/web/…), escaped like every .html.j2."""
+        self._compile(name)
+        return self._render(name, context)
+
     def template_names(self) -> list[str]:
         """Every mail template by name (types/<type>/ overrides folded in), for `mailflow check`."""
         names = set()
@@ -80,7 +85,7 @@ class Renderer:
             parts = listed.removesuffix(".j2").rsplit(".", 1)[0].split("/")
             if parts[0] == "types" and len(parts) > 2:
                 parts = parts[2:]
-            if not parts[-1].startswith("_"):
+            if not parts[-1].startswith("_") and parts[0] != "web":
                 names.add("/".join(parts))
         return sorted(names)
 

@@ -26,6 +26,7 @@ class Role(enum.StrEnum):
     CUSTOMER = "c"
     AGENT = "a"
     SUPERVISOR = "s"  # a customer supervising the ticket's usergroup
+    APPROVER = "p"  # whoever decides an approval; the person is the approval's number
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from mailflow.config import Config, from_mapping
 from mailflow.daemon import Daemon
 from mailflow.db import migrate
 from mailflow.db.session import Database
+from tests.dovecot import free_port
 
 PG_URL_ENV = "MAILFLOW_TEST_DATABASE_URL"
 PG_URL = os.environ.get(PG_URL_ENV)
@@ -121,9 +122,11 @@ def make_config(tmp_path: Path, database_url: str) -> MakeConfig:
     """Config for this test: its database, port 0 for SMTP, a maildir under tmp_path."""
 
     def make(settings: dict[str, Any] | None = None) -> Config:
+        web = free_port()  # known before start: the approval links name it
         base: dict[str, Any] = {
             "database": {"url": database_url},
             "smtp": {"port": 0, "hostname": "mailflow.test"},
+            "web": {"port": web, "base_url": f"http://127.0.0.1:{web}"},
             "outbox": {"maildir": str(tmp_path / "sent"), "poll_interval": "1s"},
             "instance": {"name": "Example Support"},
         }

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from mailflow.calendar import in_business_hours, weekday
 from mailflow.config import BusinessHoursConfig, parse_duration
 from mailflow.db.models import Agent, Message, Ticket
-from mailflow.tickets.events import Assigned, Event, StatusChanged
+from mailflow.tickets.events import ApprovalDecided, Assigned, Event, StatusChanged
 
 
 class ConditionProblem(Exception):
@@ -88,6 +88,9 @@ FIELDS: dict[str, Callable[[Facts], object]] = {
     ),
     "assigned.group_changed": lambda f: (
         isinstance(f.event, Assigned) and f.event.old_group_id != f.event.new_group_id
+    ),
+    "approval.decision": lambda f: (
+        f.event.decision if isinstance(f.event, ApprovalDecided) else None
     ),
     "change.old": lambda f: f.event.old if isinstance(f.event, StatusChanged) else None,
     "change.new": lambda f: f.event.new if isinstance(f.event, StatusChanged) else None,

@@ -10,15 +10,25 @@ from mailflow.automation.schema import Rule
 from mailflow.automation.timers import SWEEP_BATCH
 from mailflow.db.models import RuleFiring, Ticket
 from mailflow.db.upsert import insert_if_new
+from mailflow.tickets import activities, approvals
 
 log = structlog.get_logger(__name__)
 
 
 async def sweep(app: App) -> int:
-    """Fire every time-based rule whose moment has come; return how many fired."""
+    """Everything whose time has come: time-based rules, approvals that expire, reminders.
+    Returns how many things happened."""
     fired = 0
     for rule in app.engine.rules.timed:
         fired += await _sweep_rule(app, rule)
+    for due in (approvals.expire_due, activities.remind_due):
+        now = app.clock.now()
+        async with app.db.transaction() as session:
+            events = await due(session, app.mailer, now)
+            await app.engine.run(session, events, now)
+        fired += len(events)
+    if fired:
+        app.wake_sender()
     return fired
 
 
@@ -52,5 +62,4 @@ async def _sweep_rule(app: App, rule: Rule) -> int:
                 fired += 1
     if fired:
         log.info("rules.swept", rule=rule.name, fired=fired)
-        app.wake_sender()
     return fired

@@ -9,8 +9,9 @@ from typing import Any
 from mailflow.automation.actions import Action, ActionProblem, LoadScope, Result, RunScope, action
 from mailflow.config import parse_duration
 from mailflow.db.models import ActorKind, Direction, Message
+from mailflow.mail.addresses import is_valid_address
 from mailflow.people import directory, usergroups
-from mailflow.tickets import ops
+from mailflow.tickets import approvals, ops
 
 STRATEGIES = ("fixed", "round_robin", "fewest_open")
 
@@ -177,6 +178,36 @@ def _add_note(value: Any, load: LoadScope) -> Action:
         )
         scope.session.add(note)
         scope.note("note_added", text=text[:200])
+        return Result()
+
+    return run
+
+
+@action("request_approval")
+def _request_approval(value: Any, load: LoadScope) -> Action:
+    """{approver: ADDRESS, reason: TEXT}: the approver gets the Accept and Reject links."""
+    if (
+        not isinstance(value, dict)
+        or set(value) - {"approver", "reason"}
+        or "approver" not in value
+    ):
+        raise ActionProblem("request_approval takes {approver: ADDRESS, reason: TEXT}")
+    approver = _word(value["approver"], "request_approval.approver")
+    if not is_valid_address(approver):
+        raise ActionProblem(f"request_approval.approver: {approver!r} is not an email address")
+    reason = str(value.get("reason", ""))
+
+    async def run(scope: RunScope) -> Result:
+        await approvals.request(
+            scope.session,
+            scope.mailer,
+            scope.ticket,
+            approver=approver,
+            reason=reason,
+            requester=approvals.Requester(scope.actor.label),
+            actor=scope.actor,
+            now=scope.now,
+        )
         return Result()
 
     return run

@@ -14,6 +14,7 @@ from mailflow.cli import (
     deliver,
     inbound,
     inject,
+    record,
     rules,
     run,
     setup,
@@ -38,7 +39,20 @@ def cli(config: Path | None) -> None:
     log.configure("warning")
 
 
-for module in (setup, run, check, db, tickets, agents, usergroups, rules, inject, inbound, deliver):
+for module in (
+    setup,
+    run,
+    check,
+    db,
+    tickets,
+    record,
+    agents,
+    usergroups,
+    rules,
+    inject,
+    inbound,
+    deliver,
+):
     module.register(cli)
 
 

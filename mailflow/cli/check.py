@@ -11,6 +11,7 @@ from mailflow.app import App
 from mailflow.cli.common import config_of
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
 from mailflow.db.people import Group, Usergroup
+from mailflow.db.record import Activity, ActivityKind, Approval, ApprovalState, Resolution
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.tickets.ops import Actor
@@ -76,6 +77,45 @@ SAMPLE_EVENT = SimpleNamespace(
 )
 
 
+def sample_context() -> dict[str, object]:
+    """What any mail template may be given, filled with samples."""
+    approval = Approval(
+        id=1,
+        ticket_id=1,
+        approver="ann@example.org",
+        reason="A refund of 40 EUR",
+        requested_by="Alice",
+        state=ApprovalState.APPROVED,
+        comment="Fine.",
+        created_at=_SAMPLE_TIME,
+        expires_at=_SAMPLE_TIME,
+    )
+    activity = Activity(
+        id=1,
+        ticket_id=1,
+        kind=ActivityKind.CALL,
+        title="Call back",
+        details="About the invoice.",
+        at=_SAMPLE_TIME,
+        owner_id=1,
+        created_at=_SAMPLE_TIME,
+    )
+    resolution = Resolution(
+        ticket_id=1, text="Restarted the printer.", author="alice", updated_at=_SAMPLE_TIME
+    )
+    return {
+        "event": SAMPLE_EVENT,
+        "problems": ["#sample: a sample problem"],
+        "subject": "Sample subject",
+        "approval": approval,
+        "requester": "Alice",
+        "approve_url": "https://help.example/approval/sample?choice=approve",
+        "reject_url": "https://help.example/approval/sample?choice=reject",
+        "activity": activity,
+        "resolution": resolution,
+    }
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.pass_context
@@ -93,11 +133,7 @@ def register(cli: click.Group) -> None:
                     purpose="check",
                     actor=Actor.system(),
                     message=sample_message(),
-                    context={
-                        "event": SAMPLE_EVENT,
-                        "problems": ["#sample: a sample problem"],
-                        "subject": "Sample subject",
-                    },
+                    context=sample_context(),
                 )
                 app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
                 rendered += 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.cli.common import Config, config_of, database, run
 from mailflow.cli.output import FORMATS, render
 from mailflow.clock import SystemClock
 from mailflow.db.models import History, InboundMessage, Message, OutboxMessage, Ticket
+from mailflow.db.record import Activity, Approval, Resolution, TimeEntry
 from mailflow.tickets import views
 
 COLUMNS = (
@@ -130,6 +132,7 @@ async def _show(config: Config, number: int) -> str | None:
                 f"  {_time(row.created_at)}  #{row.id} {row.purpose} → "
                 f"{', '.join(row.rcpt_tos)}: {row.state.value}{error}"
             )
+        lines += await _record(session, number)
         lines += ["", "History"]
         for entry in history:
             details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
@@ -138,6 +141,54 @@ async def _show(config: Config, number: int) -> str | None:
                 f"{entry.action}  {details}".rstrip()
             )
         return "\n".join(lines)
+
+
+async def _record(session: AsyncSession, number: int) -> list[str]:
+    """Resolution, approvals, activities and time spent, when the ticket has any."""
+    lines: list[str] = []
+    resolution = await session.get(Resolution, number)
+    if resolution is not None:
+        where = f", published at /kb/{resolution.slug}" if resolution.published else ""
+        lines += ["", f"Resolution (by {resolution.author}, {_time(resolution.updated_at)}{where})"]
+        lines += [f"  {line}" for line in resolution.text.splitlines()]
+    approvals = (
+        await session.scalars(
+            select(Approval).where(Approval.ticket_id == number).order_by(Approval.id)
+        )
+    ).all()
+    if approvals:
+        lines += ["", "Approvals"]
+        for approval in approvals:
+            decided = (
+                f" on {_time(approval.decided_at)} by {approval.decided_via}"
+                if (approval.decided_at)
+                else ""
+            )
+            lines.append(
+                f"  #{approval.id} {approval.approver}: {approval.state.value}{decided}"
+                f" · asked by {approval.requested_by}: {approval.reason}"
+            )
+    activities = (
+        await session.scalars(
+            select(Activity).where(Activity.ticket_id == number).order_by(Activity.at)
+        )
+    ).all()
+    if activities:
+        lines += ["", "Activities"]
+        lines += [
+            f"  #{a.id} {a.kind.value} {_time(a.at)} {a.title}" + (" (done)" if a.done_at else "")
+            for a in activities
+        ]
+    spent = (
+        await session.execute(
+            select(
+                func.sum(TimeEntry.minutes), func.sum(TimeEntry.minutes).filter(TimeEntry.billable)
+            ).where(TimeEntry.ticket_id == number)
+        )
+    ).one()
+    if spent[0]:
+        lines += ["", f"Time spent: {spent[0]} minutes, {spent[1] or 0} of them billable"]
+    return lines
 
 
 def _time(value: object) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mailflow.db import record as _record  # noqa: F401  (its tables are part of the schema)
 from mailflow.db.base import NAME_LENGTH, Base, UTCDateTime, enum_column
 from mailflow.db.people import AgentRole, Group, Team, Usergroup
 

@@ -28,6 +28,9 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "note": _AGENTS,
     "private": _AGENTS,
     "cc": _AGENTS,
+    "approval": _AGENTS,
+    "resolution": _AGENTS,
+    "time": _AGENTS,
 }
 
 

@@ -156,7 +156,11 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
     if "private" in intake.command_names:
         ops.make_private(ticket, actor=actor, now=now, session=session)
     note = "note" in intake.command_names
-    message = await _store(services, intake, ticket, actor, None, public=not note)
+    internal = note or "resolution" in intake.command_names  # a resolution is told its own way
+    message = await _store(services, intake, ticket, actor, None, public=not internal)
+    if internal and not note:
+        intake.decide("apply", f"resolution for ticket {ticket.id}")
+        return
     if note:
         intake.events.append(
             NoteAdded(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)

@@ -11,19 +11,35 @@ from typing import TypeVar
 
 from mailflow.config import Config
 from mailflow.db.models import Agent, Customer, InboundState, Ticket
+from mailflow.db.record import Approval, TimeEntry
 from mailflow.mail.addresses import is_valid_address, normalise
 from mailflow.mail.compose import AutoSubmitted
+from mailflow.mail.quotes import split_reply
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.people import directory, usergroups
 from mailflow.people.permissions import Role, may
 from mailflow.pipeline.intake import Apply, Disposition, Intake, Services
-from mailflow.tickets import ops
+from mailflow.tickets import approvals, ops, resolutions
 from mailflow.tickets.events import Event
 from mailflow.tokens import Role as TokenRole
 
 T = TypeVar("T")
 _COMMAND = re.compile(r"^#([a-z]+)\b[ \t]*(.*?)\s*$", re.IGNORECASE)
-NAMES = ("status", "assign", "group", "usergroup", "type", "priority", "note", "private", "cc")
+NAMES = (
+    "status",
+    "assign",
+    "group",
+    "usergroup",
+    "type",
+    "priority",
+    "note",
+    "private",
+    "cc",
+    "approval",
+    "resolution",
+    "time",
+)
+_SPENT = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+)m)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +248,108 @@ async def _cc(ctx: Context, argument: str) -> Apply:
     return apply
 
 
+async def _approval(ctx: Context, argument: str) -> Apply:
+    """#approval approver@example.com the reason, on one line."""
+    address, _, reason = argument.partition(" ")
+    if not is_valid_address(address):
+        raise Refused("name the approver's address first: #approval someone@example.com REASON")
+    agent = ctx.actor.agent
+    assert agent is not None
+
+    async def apply() -> list[Event]:
+        await approvals.request(
+            ctx.services.session,
+            ctx.services.mailer,
+            ctx.ticket,
+            approver=normalise(address),
+            reason=reason.strip(),
+            requester=approvals.Requester(agent.name, agent),
+            actor=ctx.who,
+            now=ctx.intake.now,
+        )
+        return []
+
+    return apply
+
+
+async def _resolution(ctx: Context, argument: str) -> Apply:
+    """#resolution [notify] [publish], with the resolution as the text below the commands."""
+    options = set(argument.lower().split())
+    if options - {"notify", "publish"}:
+        raise Refused(f"#resolution takes notify and publish, not {' '.join(sorted(options))}")
+    text = ctx.intake.body
+    if not text:
+        raise Refused("write the resolution below the commands")
+
+    async def apply() -> list[Event]:
+        await resolutions.resolve(
+            ctx.services.session,
+            ctx.services.mailer,
+            ctx.ticket,
+            text,
+            notify="notify" in options,
+            publish="publish" in options,
+            actor=ctx.who,
+            now=ctx.intake.now,
+        )
+        return []
+
+    return apply
+
+
+def spent_minutes(text: str) -> int | None:
+    """45m, 1h, 1h30m, 1.5h; a bare number is minutes."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    match = _SPENT.match(text)
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes = match.groups()
+    return round(float(hours or 0) * 60) + int(minutes or 0)
+
+
+async def _time(ctx: Context, argument: str) -> Apply:
+    """#time 45m [billable] [a note]"""
+    amount, _, rest = argument.partition(" ")
+    minutes = spent_minutes(amount)
+    if minutes is None or not 0 < minutes <= 24 * 60:
+        raise Refused(f"{amount!r} is not a time spent such as 45m, 1h30m or 2h")
+    billable = rest.split(" ", 1)[0].lower() == "billable"
+    note = rest.split(" ", 1)[1] if billable and " " in rest else ("" if billable else rest)
+    agent = ctx.actor.agent
+    assert agent is not None
+
+    async def apply() -> list[Event]:
+        ctx.services.session.add(
+            TimeEntry(
+                ticket_id=ctx.ticket.id,
+                agent_id=agent.id,
+                minutes=minutes,
+                billable=billable,
+                note=note.strip(),
+                spent_at=ctx.intake.now,
+            )
+        )
+        ops.record(
+            ctx.services.session,
+            ctx.ticket,
+            ctx.who,
+            "time_spent",
+            ctx.intake.now,
+            minutes=minutes,
+            billable=billable,
+            note=note.strip(),
+        )
+        return []
+
+    return apply
+
+
 CHECKS: dict[str, Check] = {
+    "approval": _approval,
+    "resolution": _resolution,
+    "time": _time,
     "status": _status,
     "assign": _assign,
     "group": _group,
@@ -269,6 +386,8 @@ async def read_commands(services: Services, intake: Intake) -> Disposition:
     """Check the commands of an agent or supervisor writing about a ticket. They are applied
     after the rules that the message itself triggers, so that they have the last word."""
     ticket = intake.ticket
+    if intake.approval is not None and ticket is not None and intake.automatic is None:
+        return await _approval_reply(services, intake, intake.approval)
     person = intake.agent or intake.supervisor
     if ticket is None or person is None or intake.automatic is not None:
         return Disposition.CONTINUE
@@ -280,15 +399,42 @@ async def read_commands(services: Services, intake: Intake) -> Disposition:
         if intake.agent
         else Actor(Role.SUPERVISOR, supervisor=intake.supervisor)
     )
+    intake.body = rest
     appliers, problems = await check_all(Context(services, intake, ticket, actor), commands)
     if problems:
         await _refuse(services, intake, ticket, actor, problems)
         return intake.finish(InboundState.STORED_ONLY, "commands refused: " + "; ".join(problems))
     intake.commands = appliers
     intake.command_names = {c.name for c in commands}
-    intake.body = rest
     intake.decide("commands", ", ".join(c.line for c in commands))
     return Disposition.CONTINUE
+
+
+_ANSWER = re.compile(r"^\s*(approved?|reject(?:ed)?)\b[\s:.!-]*", re.IGNORECASE)
+
+
+async def _approval_reply(services: Services, intake: Intake, approval: Approval) -> Disposition:
+    """The approver answers the request by mail: APPROVE or REJECT on the first line, and a
+    comment below it if they like."""
+    text = split_reply(intake.parsed.text).new
+    match = _ANSWER.match(text)
+    if match is None:
+        intake.decide("approval", "the reply says neither APPROVE nor REJECT")
+        return intake.finish(InboundState.STORED_ONLY, "approval reply without a decision")
+    if not approvals.open_to_decision(approval, intake.now):
+        intake.decide("approval", f"approval {approval.id} is {approval.state.value} already")
+        return intake.finish(InboundState.STORED_ONLY, f"approval already {approval.state.value}")
+    decision = approvals.Decision(
+        approve=match.group(1).lower().startswith("approve"),
+        via="email",
+        comment=text[match.end() :].strip()[:5000],
+        client=approval.approver,
+    )
+    intake.events += await approvals.decide(
+        services.session, services.mailer, approval, decision, intake.now
+    )
+    intake.decide("approval", f"approval {approval.id}: {approval.state.value} by email")
+    return intake.finish(InboundState.STORED_ONLY, f"approval {approval.state.value} by email")
 
 
 async def _refuse(

@@ -7,6 +7,7 @@ import structlog
 from sqlalchemy import select
 
 from mailflow.db.models import Agent, Customer, Ticket
+from mailflow.db.record import Approval
 from mailflow.mail.addresses import parse_mailbox
 from mailflow.mail.authres import aligned_pass
 from mailflow.people.usergroups import is_supervisor
@@ -41,6 +42,14 @@ async def identify(services: Services, intake: Intake) -> Disposition:
         _impersonation(intake, f"{address} wrote to the signed reply address of {owner}")
     if token is not None and token.role is Role.SUPERVISOR:
         await _supervisor(services, intake, token.ticket_id, token.person_id)
+    if token is not None and token.role is Role.APPROVER:
+        approval = await services.session.get(Approval, token.person_id)
+        if approval is not None and approval.ticket_id == token.ticket_id:
+            if approval.approver == address:
+                intake.approval = approval
+                intake.decide("identity", f"approver {address} of approval {approval.id}")
+            else:
+                intake.decide("identity", f"approval {approval.id}'s address, used by {address}")
     agent = await services.session.scalar(select(Agent).where(Agent.email == address, Agent.active))
     if agent is not None:
         headers = intake.parsed.headers.get("authentication-results", ())

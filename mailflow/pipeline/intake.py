@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
 from mailflow.db.models import Agent, Customer, InboundMessage, InboundState, Message, Ticket
+from mailflow.db.record import Approval
 from mailflow.ingest.envelope import Envelope
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import Verdict
@@ -64,6 +65,8 @@ class Intake:
     refused_ticket: Ticket | None = None
     # A customer supervising the ticket's usergroup, writing on their signed address.
     supervisor: Customer | None = None
+    # An approval whose approver answers on its signed address.
+    approval: Approval | None = None
     # Checked commands from the top of an agent's or supervisor's mail, and their names.
     commands: list[Apply] = field(default_factory=list)
     command_names: set[str] = field(default_factory=set)

@@ -78,6 +78,19 @@ class DeliveryFailed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalDecided(Event):
+    trigger: ClassVar[str] = "approval_decided"
+    approval_id: int
+    decision: str  # approved, rejected or expired
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityDue(Event):
+    trigger: ClassVar[str] = "activity_due"
+    activity_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class TimeReached(Event):
     """A time-based rule's moment came (its own trigger names which: status_for, due…)."""
 
@@ -97,5 +110,7 @@ TRIGGERS: dict[str, type[Event]] = {
         TypeChanged,
         UsergroupChanged,
         DeliveryFailed,
+        ApprovalDecided,
+        ActivityDue,
     )
 }

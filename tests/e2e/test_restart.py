@@ -70,7 +70,8 @@ async def test_sigterm_stops_the_daemon_cleanly(tmp_path: Path, database_url: st
     port = _free_port()
     config = tmp_path / "mailflow.toml"
     config.write_text(
-        f'[database]\nurl = "{database_url}"\n[smtp]\nport = {port}\n[outbox]\nmaildir = "sent"\n'
+        f'[database]\nurl = "{database_url}"\n[smtp]\nport = {port}\n'
+        '[outbox]\nmaildir = "sent"\n[web]\nport = 0\n'
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,

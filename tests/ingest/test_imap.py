@@ -263,7 +263,7 @@ async def test_a_killed_daemon_loses_nothing_and_takes_nothing_twice(
 
     config = tmp_path / "mailflow.toml"
     config.write_text(
-        f'[database]\nurl = "{database_url}"\n[smtp]\nport = {free_port()}\n'
+        f'[database]\nurl = "{database_url}"\n[smtp]\nport = {free_port()}\n[web]\nport = 0\n'
         '[outbox]\nmaildir = "sent"\n'
         f'[[imap]]\nname = "box"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
         f'security = "none"\nusername = "{USER}"\npassword = "{PASSWORD}"\n'

@@ -210,6 +210,81 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tickets_usergroup_id"), ["usergroup_id"], unique=False)
 
     op.create_table(
+        "activities",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("task", "call", "event", name="activitykind", native_enum=False, length=24),
+            nullable=False,
+        ),
+        sa.Column("title", sa.String(length=500), nullable=False),
+        sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("remind_at", sa.DateTime(), nullable=True),
+        sa.Column("reminded_at", sa.DateTime(), nullable=True),
+        sa.Column("done_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["agents.id"], name=op.f("fk_activities_owner_id_agents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_activities_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activities")),
+    )
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_activities_remind_at"), ["remind_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_activities_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "approvals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("approver", sa.String(length=320), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("requested_by", sa.String(length=320), nullable=False),
+        sa.Column("requested_by_agent_id", sa.Integer(), nullable=True),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "pending",
+                "approved",
+                "rejected",
+                "expired",
+                name="approvalstate",
+                native_enum=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("decided_at", sa.DateTime(), nullable=True),
+        sa.Column("decided_via", sa.String(length=16), nullable=False),
+        sa.Column("decided_from", sa.String(length=100), nullable=False),
+        sa.Column("decided_agent", sa.String(length=500), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("changeable_until", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["requested_by_agent_id"],
+            ["agents.id"],
+            name=op.f("fk_approvals_requested_by_agent_id_agents"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_approvals_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_approvals")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_approvals_token_hash")),
+    )
+    with op.batch_alter_table("approvals", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_approvals_expires_at"), ["expires_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_approvals_state"), ["state"], unique=False)
+        batch_op.create_index(batch_op.f("ix_approvals_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
         "history",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
@@ -367,6 +442,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_participants_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
+        "resolutions",
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("author", sa.String(length=320), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("published", sa.Boolean(), nullable=False),
+        sa.Column("slug", sa.String(length=200), nullable=True),
+        sa.Column("title", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_resolutions_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_resolutions")),
+        sa.UniqueConstraint("slug", name=op.f("uq_resolutions_slug")),
+    )
+    op.create_table(
         "rule_firings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("rule", sa.String(length=200), nullable=False),
@@ -381,6 +471,46 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("rule_firings", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rule_firings_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "time_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("minutes", sa.Integer(), nullable=False),
+        sa.Column("billable", sa.Boolean(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("spent_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_time_entries_agent_id_agents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_time_entries_ticket_id_tickets")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_time_entries")),
+    )
+    with op.batch_alter_table("time_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_time_entries_agent_id"), ["agent_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_time_entries_spent_at"), ["spent_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_time_entries_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "approval_nonces",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("approval_id", sa.Integer(), nullable=False),
+        sa.Column("nonce_hash", sa.String(length=64), nullable=False),
+        sa.Column("issued_at", sa.DateTime(), nullable=False),
+        sa.Column("used", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["approval_id"], ["approvals.id"], name=op.f("fk_approval_nonces_approval_id_approvals")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_approval_nonces")),
+        sa.UniqueConstraint("nonce_hash", name=op.f("uq_approval_nonces_nonce_hash")),
+    )
+    with op.batch_alter_table("approval_nonces", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_approval_nonces_approval_id"), ["approval_id"], unique=False
+        )
 
     op.create_table(
         "messages",
@@ -467,10 +597,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_messages_ticket_id"))
 
     op.drop_table("messages")
+    with op.batch_alter_table("approval_nonces", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_approval_nonces_approval_id"))
+
+    op.drop_table("approval_nonces")
+    with op.batch_alter_table("time_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_time_entries_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_time_entries_spent_at"))
+        batch_op.drop_index(batch_op.f("ix_time_entries_agent_id"))
+
+    op.drop_table("time_entries")
     with op.batch_alter_table("rule_firings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rule_firings_ticket_id"))
 
     op.drop_table("rule_firings")
+    op.drop_table("resolutions")
     with op.batch_alter_table("participants", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_participants_ticket_id"))
 
@@ -501,6 +642,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_history_ticket_id"))
 
     op.drop_table("history")
+    with op.batch_alter_table("approvals", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_approvals_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_approvals_state"))
+        batch_op.drop_index(batch_op.f("ix_approvals_expires_at"))
+
+    op.drop_table("approvals")
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_activities_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_activities_remind_at"))
+
+    op.drop_table("activities")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tickets_usergroup_id"))
         batch_op.drop_index("ix_tickets_updated")

@@ -1,0 +1,223 @@
+"""Approvals: asked for by an agent (#approval) or a rule, decided by the approver through a
+single-use link or a reply, expired by the sweep. Every outcome is in the ticket's history,
+tells whoever asked, and raises the approval_decided event for the rules."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailflow.config import Config
+from mailflow.db.models import ActorKind, Agent, Ticket
+from mailflow.db.record import Approval, ApprovalNonce, ApprovalState
+from mailflow.mail.addresses import Mailbox
+from mailflow.outbox.mailer import Mailer, Recipient, TemplateMail
+from mailflow.tickets import ops
+from mailflow.tickets.events import ApprovalDecided, Event
+from mailflow.tokens import Role
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """256 bits, URL-safe: unguessable, and only its hash is stored."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    label: str
+    agent: Agent | None = None
+
+
+def link(config: Config, token: str) -> str:
+    return f"{config.web.base_url.rstrip('/')}/approval/{token}"
+
+
+async def request(
+    session: AsyncSession,
+    mailer: Mailer,
+    ticket: Ticket,
+    *,
+    approver: str,
+    reason: str,
+    requester: Requester,
+    actor: ops.Actor,
+    now: datetime,
+) -> Approval:
+    """Record the request and mail the approver their link (Accept and Reject)."""
+    token = new_token()
+    config = mailer.config
+    approval = Approval(
+        ticket_id=ticket.id,
+        approver=approver.lower(),
+        reason=reason,
+        requested_by=requester.label,
+        requested_by_agent_id=requester.agent.id if requester.agent else None,
+        token_hash=digest(token),
+        created_at=now,
+        expires_at=now + config.approvals.expire_after,
+        state=ApprovalState.PENDING,
+    )
+    session.add(approval)
+    await session.flush()
+    ops.record(
+        session,
+        ticket,
+        actor,
+        "approval_requested",
+        now,
+        approval=approval.id,
+        approver=approval.approver,
+        reason=reason,
+    )
+    url = link(config, token)
+    mail = TemplateMail(
+        template="approver/request",
+        to=Recipient(Mailbox("", approval.approver), Role.APPROVER, approval.id),
+        purpose="approval_request",
+        actor=actor,
+        context={
+            "approval": approval,
+            "approve_url": f"{url}?choice=approve",
+            "reject_url": f"{url}?choice=reject",
+            "requester": requester.label,
+        },
+    )
+    await mailer.send(session, ticket, mail, now)
+    return approval
+
+
+async def find(session: AsyncSession, token: str) -> Approval | None:
+    return await session.scalar(select(Approval).where(Approval.token_hash == digest(token)))
+
+
+def open_to_decision(approval: Approval, now: datetime) -> bool:
+    """Pending and not expired, or decided a moment ago and still within the change window."""
+    if approval.state is ApprovalState.PENDING:
+        return now < approval.expires_at
+    return approval.changeable_until is not None and now < approval.changeable_until
+
+
+async def issue_nonce(session: AsyncSession, approval: Approval, now: datetime) -> str:
+    nonce = secrets.token_urlsafe(24)
+    session.add(ApprovalNonce(approval_id=approval.id, nonce_hash=digest(nonce), issued_at=now))
+    return nonce
+
+
+async def spend_nonce(
+    session: AsyncSession, config: Config, approval: Approval, nonce: str, now: datetime
+) -> str | None:
+    """None when the nonce is good (and now spent); else why the form is refused."""
+    row = await session.scalar(
+        select(ApprovalNonce).where(
+            ApprovalNonce.nonce_hash == digest(nonce), ApprovalNonce.approval_id == approval.id
+        )
+    )
+    if row is None or row.used:
+        return "this form has expired or was already sent; open the link again"
+    if now - row.issued_at < config.approvals.min_decision_delay:
+        return "that was too quick to be a person; please decide again"
+    row.used = True
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    approve: bool
+    via: str  # "web" or "email"
+    comment: str = ""
+    client: str = ""
+    user_agent: str = ""
+
+
+async def decide(
+    session: AsyncSession,
+    mailer: Mailer,
+    approval: Approval,
+    decision: Decision,
+    now: datetime,
+) -> list[Event]:
+    ticket = await session.get(Ticket, approval.ticket_id)
+    assert ticket is not None
+    changed = approval.state is not ApprovalState.PENDING
+    approval.state = ApprovalState.APPROVED if decision.approve else ApprovalState.REJECTED
+    approval.decided_at = now
+    approval.decided_via = decision.via
+    approval.decided_from = decision.client[:100]
+    approval.decided_agent = decision.user_agent[:500]
+    approval.comment = decision.comment
+    if not changed:
+        approval.changeable_until = now + mailer.config.approvals.change_window
+    actor = ops.Actor(ActorKind.CUSTOMER, approval.approver)
+    ops.record(
+        session,
+        ticket,
+        actor,
+        "approval_changed" if changed else "approval_decided",
+        now,
+        approval=approval.id,
+        decision=approval.state.value,
+        via=decision.via,
+        client=decision.client,
+        user_agent=decision.user_agent[:200],
+        comment=decision.comment,
+    )
+    await _tell_requester(session, mailer, ticket, approval, now)
+    return [ApprovalDecided(ticket.id, approval.id, approval.state.value)]
+
+
+async def expire_due(session: AsyncSession, mailer: Mailer, now: datetime) -> list[Event]:
+    """Pending approvals past their time: expired, and whoever asked is told."""
+    approvals = (
+        await session.scalars(
+            select(Approval).where(
+                Approval.state == ApprovalState.PENDING, Approval.expires_at <= now
+            )
+        )
+    ).all()
+    events: list[Event] = []
+    for approval in approvals:
+        approval.state = ApprovalState.EXPIRED
+        ticket = await session.get(Ticket, approval.ticket_id)
+        assert ticket is not None
+        ops.record(
+            session,
+            ticket,
+            ops.Actor.system("approvals"),
+            "approval_expired",
+            now,
+            approval=approval.id,
+            approver=approval.approver,
+        )
+        await _tell_requester(session, mailer, ticket, approval, now)
+        events.append(ApprovalDecided(ticket.id, approval.id, approval.state.value))
+    return events
+
+
+async def _tell_requester(
+    session: AsyncSession, mailer: Mailer, ticket: Ticket, approval: Approval, now: datetime
+) -> None:
+    """The agent who asked; when a rule asked, the ticket's assignee."""
+    agent = (
+        await session.get(Agent, approval.requested_by_agent_id)
+        if approval.requested_by_agent_id
+        else ticket.assignee
+    )
+    if agent is None or not agent.active:
+        return
+    mail = TemplateMail(
+        template="agent/approval_decided",
+        to=Recipient(ops.mailbox_of(agent), Role.AGENT, agent.id),
+        purpose="approval_decided",
+        actor=ops.Actor.system("approvals"),
+        context={"approval": approval},
+    )
+    await mailer.send(session, ticket, mail, now)
