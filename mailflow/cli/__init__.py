@@ -8,6 +8,7 @@ import click
 
 from mailflow import log
 from mailflow.cli import (
+    activities,
     agents,
     check,
     db,
@@ -46,6 +47,7 @@ for module in (
     db,
     tickets,
     record,
+    activities,
     agents,
     usergroups,
     rules,

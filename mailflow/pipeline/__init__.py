@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from mailflow.pipeline import apply, commands, conversation, hygiene, identity, routing
+from mailflow.pipeline import acting, apply, conversation, hygiene, identity, routing
 from mailflow.pipeline.intake import Disposition, Intake, Services
 
 Step = Callable[[Services, Intake], Awaitable[Disposition]]
@@ -19,7 +19,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("route", routing.route),  # which ticket type
     ("identity", identity.identify),  # agent (signed or authenticated) or customer
     ("thread", conversation.find_ticket),  # which ticket, if any
-    ("commands", commands.read_commands),  # an agent's or supervisor's #commands, all or none
+    ("commands", acting.read_commands),  # an agent's or supervisor's #commands, all or none
     ("apply", apply.apply),  # open or add, relay an agent's answer
 )
 

@@ -10,18 +10,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from mailflow.config import Config
-from mailflow.db.models import Agent, Customer, InboundState, Ticket
-from mailflow.db.record import Approval, TimeEntry
+from mailflow.db.models import Agent, Customer, Ticket
+from mailflow.db.record import TimeEntry
 from mailflow.mail.addresses import is_valid_address, normalise
-from mailflow.mail.compose import AutoSubmitted
-from mailflow.mail.quotes import split_reply
-from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.people import directory, usergroups
 from mailflow.people.permissions import Role, may
-from mailflow.pipeline.intake import Apply, Disposition, Intake, Services
+from mailflow.pipeline.intake import Apply, Intake, Services
 from mailflow.tickets import approvals, ops, resolutions
 from mailflow.tickets.events import Event
-from mailflow.tokens import Role as TokenRole
 
 T = TypeVar("T")
 _COMMAND = re.compile(r"^#([a-z]+)\b[ \t]*(.*?)\s*$", re.IGNORECASE)
@@ -380,93 +376,3 @@ async def check_all(ctx: Context, commands: list[Command]) -> tuple[list[Apply],
         except Refused as refusal:
             problems.append(f"{command.line}: {refusal}")
     return (appliers if not problems else []), problems
-
-
-async def read_commands(services: Services, intake: Intake) -> Disposition:
-    """Check the commands of an agent or supervisor writing about a ticket. They are applied
-    after the rules that the message itself triggers, so that they have the last word."""
-    ticket = intake.ticket
-    if intake.approval is not None and ticket is not None and intake.automatic is None:
-        return await _approval_reply(services, intake, intake.approval)
-    person = intake.agent or intake.supervisor
-    if ticket is None or person is None or intake.automatic is not None:
-        return Disposition.CONTINUE
-    commands, rest = split_commands(intake.parsed.text)
-    if not commands:
-        return Disposition.CONTINUE
-    actor = (
-        Actor(Role(intake.agent.role.value), agent=intake.agent)
-        if intake.agent
-        else Actor(Role.SUPERVISOR, supervisor=intake.supervisor)
-    )
-    intake.body = rest
-    appliers, problems = await check_all(Context(services, intake, ticket, actor), commands)
-    if problems:
-        await _refuse(services, intake, ticket, actor, problems)
-        return intake.finish(InboundState.STORED_ONLY, "commands refused: " + "; ".join(problems))
-    intake.commands = appliers
-    intake.command_names = {c.name for c in commands}
-    intake.decide("commands", ", ".join(c.line for c in commands))
-    return Disposition.CONTINUE
-
-
-_ANSWER = re.compile(r"^\s*(approved?|reject(?:ed)?)\b[\s:.!-]*", re.IGNORECASE)
-
-
-async def _approval_reply(services: Services, intake: Intake, approval: Approval) -> Disposition:
-    """The approver answers the request by mail: APPROVE or REJECT on the first line, and a
-    comment below it if they like."""
-    text = split_reply(intake.parsed.text).new
-    match = _ANSWER.match(text)
-    if match is None:
-        intake.decide("approval", "the reply says neither APPROVE nor REJECT")
-        return intake.finish(InboundState.STORED_ONLY, "approval reply without a decision")
-    if not approvals.open_to_decision(approval, intake.now):
-        intake.decide("approval", f"approval {approval.id} is {approval.state.value} already")
-        return intake.finish(InboundState.STORED_ONLY, f"approval already {approval.state.value}")
-    decision = approvals.Decision(
-        approve=match.group(1).lower().startswith("approve"),
-        via="email",
-        comment=text[match.end() :].strip()[:5000],
-        client=approval.approver,
-    )
-    intake.events += await approvals.decide(
-        services.session, services.mailer, approval, decision, intake.now
-    )
-    intake.decide("approval", f"approval {approval.id}: {approval.state.value} by email")
-    return intake.finish(InboundState.STORED_ONLY, f"approval {approval.state.value} by email")
-
-
-async def _refuse(
-    services: Services, intake: Intake, ticket: Ticket, actor: Actor, problems: list[str]
-) -> None:
-    """Nothing of the message is applied; its sender hears exactly why. The answer is
-    automatic mail like any other: capped, and never sent to a machine."""
-    assert intake.sender is not None
-    now = intake.now
-    ops.record(
-        services.session,
-        ticket,
-        actor.history,
-        "commands_refused",
-        now,
-        problems=problems,
-        message_id=intake.parsed.message_id,
-    )
-    role, person = (
-        (TokenRole.AGENT, actor.agent.id)
-        if actor.agent
-        else (TokenRole.SUPERVISOR, actor.supervisor.id if actor.supervisor else 0)
-    )
-    mail = TemplateMail(
-        template="agent/command_error",
-        to=Recipient(intake.sender, role, person),
-        purpose="command_error",
-        actor=ops.Actor.system("commands"),
-        answering_id=intake.parsed.message_id,
-        auto_submitted=AutoSubmitted.AUTO_REPLIED,
-        capped=True,
-        context={"problems": problems, "subject": intake.parsed.subject},
-    )
-    await services.mailer.send(services.session, ticket, mail, now)
-    intake.decide("commands", "refused: " + "; ".join(problems))
