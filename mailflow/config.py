@@ -66,6 +66,18 @@ def _parse_size(value: object) -> object:
     return value
 
 
+def duration_or_none(value: object) -> timedelta | None:
+    """A duration written in a rule ("4h", "2d", 90), or None when it is not one, so that
+    the rule loader can name the rule and key instead of passing on a ValueError."""
+    if isinstance(value, bool):
+        return None
+    try:
+        parsed = parse_duration(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, timedelta) else None
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]

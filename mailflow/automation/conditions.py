@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mailflow.calendar import in_business_hours, weekday
-from mailflow.config import BusinessHoursConfig, parse_duration
+from mailflow.config import BusinessHoursConfig, duration_or_none
 from mailflow.db.models import Agent, Message, Ticket
 from mailflow.tickets.events import ApprovalDecided, Assigned, Event, StatusChanged
 
@@ -154,8 +154,8 @@ def _a_number(value: Any) -> float:
 
 
 def _a_duration(value: Any) -> timedelta:
-    parsed = parse_duration(value)
-    if not isinstance(parsed, timedelta) or isinstance(value, bool):
+    parsed = duration_or_none(value)
+    if parsed is None:
         raise ConditionProblem(f"expects a duration such as 90m, 4h or 2d, got {value!r}")
     return parsed
 

@@ -3,11 +3,10 @@ due date, assignment to a group, and internal notes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from mailflow.automation.actions import Action, ActionProblem, LoadScope, Result, RunScope, action
-from mailflow.config import parse_duration
+from mailflow.config import duration_or_none
 from mailflow.db.models import ActorKind, Direction, Message
 from mailflow.mail.addresses import is_valid_address
 from mailflow.people import directory, usergroups
@@ -90,15 +89,18 @@ def _set_field(value: Any, load: LoadScope) -> Action:
     if name not in declared:
         known = ", ".join(declared) or "none; declare them as [[ticket_fields]]"
         raise ActionProblem(f"set_field: no ticket field {name!r}; known: {known}")
-    try:
-        checked = usergroups.checked_value(declared[name], str(value["value"]))
-    except ValueError as exc:
-        raise ActionProblem(f"set_field: {exc}") from None
+    checked: str | None = None  # value: null clears the field
+    if value["value"] is not None:
+        try:
+            checked = usergroups.checked_value(declared[name], str(value["value"]))
+        except ValueError as exc:
+            raise ActionProblem(f"set_field: {exc}") from None
 
     async def run(scope: RunScope) -> Result:
         old = scope.ticket.fields.get(name)
         if old != checked:
-            scope.ticket.fields = {**scope.ticket.fields, name: checked}
+            kept = {key: v for key, v in scope.ticket.fields.items() if key != name}
+            scope.ticket.fields = kept if checked is None else {**kept, name: checked}
             scope.note("field_changed", field=name, old=old, new=checked)
         return Result()
 
@@ -108,12 +110,12 @@ def _set_field(value: Any, load: LoadScope) -> Action:
 @action("set_due")
 def _set_due(value: Any, load: LoadScope) -> Action:
     """A due date this long from now (`4h`, `2d`), or `none`."""
-    delay = None if value == "none" else parse_duration(value)
-    if delay is not None and not isinstance(delay, timedelta):
+    delay = None if value == "none" else duration_or_none(value)
+    if value != "none" and delay is None:
         raise ActionProblem(f"set_due: {value!r} is not a duration such as 4h or 2d, or none")
 
     async def run(scope: RunScope) -> Result:
-        due = scope.now + delay if isinstance(delay, timedelta) else None
+        due = scope.now + delay if delay is not None else None
         if scope.ticket.due_at != due:
             scope.ticket.due_at = due
             scope.note("due_changed", due=due.isoformat() if due else None)

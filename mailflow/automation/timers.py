@@ -13,12 +13,12 @@ import structlog
 from sqlalchemy import ColumnElement, and_, exists, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from mailflow.config import Config, parse_duration
+from mailflow.config import Config, duration_or_none
 from mailflow.db.models import RuleFiring, Ticket
 
 log = structlog.get_logger(__name__)
 
-SWEEP_BATCH = 500  # tickets per rule per sweep; the rest come in the next sweep
+SWEEP_BATCH = 500  # tickets per rule per transaction of a sweep
 
 
 class TimerProblem(Exception):
@@ -46,6 +46,8 @@ class Timer:
         """Tickets whose time has come and that have not had this rule in this episode."""
         clock = self.clock
         conditions = [clock.is_not(None), clock <= now - self.delay]
+        if self.delay < timedelta(0):  # before the due date: not once it has passed unseen
+            conditions.append(clock > now)
         if self.trigger == "status_for":
             conditions.append(Ticket.status == self.status)
         else:
@@ -80,8 +82,8 @@ TIME_TRIGGERS = ("status_for", "no_customer_reply", "no_agent_reply", "due")
 
 
 def _duration(value: Any, key: str) -> timedelta:
-    parsed = parse_duration(value)
-    if isinstance(value, bool) or not isinstance(parsed, timedelta):
+    parsed = duration_or_none(value)
+    if parsed is None:
         raise TimerProblem(f"when.{key}: {value!r} is not a duration such as 30m, 4h or 2d")
     return parsed
 
