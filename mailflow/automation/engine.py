@@ -60,6 +60,8 @@ class Engine:
     ) -> list[Event]:
         caused: list[Event] = []
         for rule in self.rules.matching(facts.event.trigger, ticket.type):
+            if not rule.covers(ticket.type):
+                continue  # an earlier rule's set_type moved the ticket out of this rule's types
             if rule.condition is not None and not rule.condition.holds(facts):
                 continue
             events, stop = await self._fire(session, rule, ticket, facts, now)
@@ -84,18 +86,23 @@ class Engine:
             stop = stop or result.stop
         return caused, stop
 
-    async def fire_timed(
+    async def timed_facts(
         self, session: AsyncSession, rule: Rule, ticket: Ticket, now: datetime
-    ) -> bool:
-        """A time-based rule whose time has come for this ticket: fire it if its conditions
-        hold, then handle what it caused. True when it fired."""
+    ) -> Facts | None:
+        """What a time-based rule sees of a ticket whose time has come, or None while the
+        rule's condition does not hold."""
         event = TimeReached(ticket_id=ticket.id, rule=rule.name)
         facts = await self._facts(session, ticket, event, None, now)
         if rule.condition is not None and not rule.condition.holds(facts):
-            return False
+            return None
+        return facts
+
+    async def fire_timed(
+        self, session: AsyncSession, rule: Rule, ticket: Ticket, facts: Facts, now: datetime
+    ) -> None:
+        """Fire a time-based rule whose condition holds, then handle what it caused."""
         caused, _stop = await self._fire(session, rule, ticket, facts, now)
         await self.run(session, caused, now)
-        return True
 
     async def _facts(
         self,

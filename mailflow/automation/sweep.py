@@ -33,6 +33,25 @@ async def sweep(app: App) -> int:
 
 
 async def _sweep_rule(app: App, rule: Rule) -> int:
+    """Every ticket whose time has come for this rule, a batch per transaction. A ticket
+    whose condition does not hold yet is left unclaimed, so a later sweep fires it once the
+    condition comes to hold (an hour that passes on Friday night fires on Monday morning)."""
+    fired = 0
+    after = 0  # keyset paging: tickets waiting on a condition never starve the ones behind
+    while True:
+        batch_fired, last = await _sweep_batch(app, rule, after)
+        fired += batch_fired
+        if last is None:
+            break
+        after = last
+    if fired:
+        log.info("rules.swept", rule=rule.name, fired=fired)
+    return fired
+
+
+async def _sweep_batch(app: App, rule: Rule, after: int) -> tuple[int, int | None]:
+    """One batch of due tickets with ids above `after`: how many fired, and the last id
+    looked at (None when this was the last batch)."""
     timer = rule.timer
     assert timer is not None
     now = app.clock.now()
@@ -40,7 +59,7 @@ async def _sweep_rule(app: App, rule: Rule) -> int:
     async with app.db.transaction() as session:
         query = (
             select(Ticket)
-            .where(timer.due(app.config, now), timer.not_fired(rule.name))
+            .where(timer.due(app.config, now), timer.not_fired(rule.name), Ticket.id > after)
             .order_by(Ticket.id)
             .limit(SWEEP_BATCH)
         )
@@ -48,7 +67,10 @@ async def _sweep_rule(app: App, rule: Rule) -> int:
             query = query.where(Ticket.type.in_(rule.types))
         tickets = (await session.scalars(query)).unique().all()
         for ticket in tickets:
-            # Claimed first: another daemon sweeping at the same moment skips it.
+            facts = await app.engine.timed_facts(session, rule, ticket, now)
+            if facts is None:
+                continue
+            # Claimed before the actions: another daemon sweeping at the same moment skips it.
             claimed = await insert_if_new(
                 session,
                 RuleFiring,
@@ -58,8 +80,8 @@ async def _sweep_rule(app: App, rule: Rule) -> int:
                 episode_at=timer.episode(ticket),
                 fired_at=now,
             )
-            if claimed and await app.engine.fire_timed(session, rule, ticket, now):
+            if claimed:
+                await app.engine.fire_timed(session, rule, ticket, facts, now)
                 fired += 1
-    if fired:
-        log.info("rules.swept", rule=rule.name, fired=fired)
-    return fired
+    last = tickets[-1].id if len(tickets) == SWEEP_BATCH else None
+    return fired, last
