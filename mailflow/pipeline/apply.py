@@ -143,6 +143,7 @@ async def _customer_reply(
     if intake.commands and not intake.body:
         intake.decide("apply", f"supervisor's commands for ticket {ticket.id}")
         return
+    ticket.last_customer_at = intake.now  # the clock of "no agent reply for N" rules
     intake.events.append(CustomerReplied(ticket_id=ticket.id, message_id=message.id))
     intake.decide("apply", f"customer reply added to ticket {ticket.id}")
 
@@ -170,6 +171,7 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
     if intake.commands and not intake.body:
         intake.decide("apply", f"commands only, for ticket {ticket.id}; nothing sent")
         return
+    ticket.last_agent_at = now  # the clock of "no customer reply for N" rules
     await _relay(services, intake, ticket, agent, message)
     intake.events.append(
         AgentReplied(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)

@@ -131,11 +131,6 @@ async def add_incoming(
     if parsed.message_id:
         await add_ref(session, ticket.id, parsed.message_id, now)
     ticket.updated_at = now
-    if public and automatic is None:  # the clocks of "no reply for N" rules
-        if actor.kind is ActorKind.CUSTOMER:
-            ticket.last_customer_at = now
-        elif actor.kind is ActorKind.AGENT:
-            ticket.last_agent_at = now
     details: dict[str, object] = {"message": message.id, "public": public, "attachments": kept}
     if too_large:
         details["not_extracted"] = too_large  # still in the raw message, over the size limit
