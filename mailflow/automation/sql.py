@@ -64,7 +64,9 @@ def to_sql(condition: Condition, now: datetime) -> ColumnElement[bool]:
     if isinstance(condition, AnyOf):
         return or_(false(), *(to_sql(part, now) for part in condition.parts))
     if isinstance(condition, Not):
-        return not_(to_sql(condition.part, now))
+        # A comparison with an empty column is NULL in SQL and false in a rule: make it
+        # false before negating, or `not` would drop the tickets where the column is empty.
+        return not_(func.coalesce(to_sql(condition.part, now), false()))
     assert isinstance(condition, Compare)
     return _compare(condition, now)
 
@@ -88,6 +90,10 @@ def _compare(compare: Compare, now: datetime) -> ColumnElement[bool]:
             return key.is_(None)
         if name == "not_equals" and operand is None:
             return key.is_not(None)
+        negated = {"not_equals": "equals", "not_in": "in"}.get(name)
+        if negated is not None:  # nobody assigned is "not bob" too, as in a rule
+            matching = _named(model, key)(lambda column: _test(column, negated, operand, field))
+            return or_(key.is_(None), not_(matching))
         return _named(model, key)(lambda column: _test(column, name, operand, field))
     if field in COLUMNS:
         column = COLUMNS[field]
@@ -148,7 +154,7 @@ def _test(
     if name == "contains":
         return column.contains(fold(operand), autoescape=True)
     if name == "matches" and isinstance(operand, re.Pattern):
-        return column.regexp_match(operand.pattern.lower())
+        return column.regexp_match(operand.pattern, flags="i")
     if name in ("greater_than", "less_than") and not text:
         compared: ColumnElement[bool] = (
             column > operand if name == "greater_than" else (column < operand)

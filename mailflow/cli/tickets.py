@@ -62,6 +62,7 @@ def register(cli: click.Group) -> None:
     ) -> None:
         """List tickets in a view."""
         config = config_of(ctx)
+        views.check_views(config)  # a view that cannot be a query: the file and key, no traceback
         filters = views.Filters(ticket_type, status, group, usergroup, project)
 
         async def work() -> list[views.TicketRow]:

@@ -122,5 +122,5 @@ async def least_loaded(session: AsyncSession, config: Config, group: Group) -> A
     )
     if closed:
         load = load.where(~or_(*closed))
-    counts = dict((await session.execute(load)).tuples().all())
+    counts = {agent_id: n for agent_id, n in await session.execute(load)}
     return min(members, key=lambda agent: (counts.get(agent.id, 0), agent.email))

@@ -126,14 +126,16 @@ def set_status(
     actor: Actor,
     now: datetime,
     session: AsyncSession,
+    previous: str | None = None,
 ) -> list[Event]:
+    """`previous`: the status before a change of type, which blanks the ticket's status."""
     if status not in ticket_type.statuses:
         raise InvalidChange(
             f"{status!r} is not a status of type {ticket_type.name!r} ({ticket_type.statuses})"
         )
-    old = ticket.status
-    if status == old:
+    if status == ticket.status:
         return []
+    old = ticket.status if previous is None else previous
     ticket.status = status
     ticket.updated_at = ticket.status_since = now
     ticket.closed_at = now if status in ticket_type.closed else None
@@ -210,9 +212,15 @@ def change_type(
     )
     events: list[Event] = [TypeChanged(ticket.id, old, new_type.name)]
     target = status or new_type.status_for(ticket.status)
-    ticket.status = ""  # the old status means nothing in the new type
+    previous, ticket.status = ticket.status, ""  # the old status means nothing in the new type
     events += set_status(
-        ticket, target, ticket_type=new_type, actor=actor, now=now, session=session
+        ticket,
+        target,
+        ticket_type=new_type,
+        actor=actor,
+        now=now,
+        session=session,
+        previous=previous,
     )
     return events
 

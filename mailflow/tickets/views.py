@@ -95,7 +95,7 @@ class Filters:
         if self.status:
             query = query.where(Ticket.status == self.status)
         if self.project:
-            query = query.where(Ticket.project == self.project)
+            query = query.where(func.lower(Ticket.project) == self.project.lower())
         if self.group:
             query = query.where(
                 Ticket.group_id.in_(
