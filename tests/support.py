@@ -8,14 +8,18 @@ import struct
 from collections.abc import Awaitable, Callable
 from email import policy
 from email.message import EmailMessage
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
 from mailflow.app import App
-from mailflow.db.models import Agent, Ticket
+from mailflow.db.models import Agent, History, Ticket
 from mailflow.db.people import AgentRole
 from mailflow.people.directory import team_named
+
+if TYPE_CHECKING:
+    from tests.conftest import Received, Running
 
 T = TypeVar("T")
 
@@ -111,6 +115,37 @@ async def get_ticket(app: App, number: int) -> Ticket:
 async def all_rows(app: App, model: type[T]) -> list[T]:
     async with app.db.transaction() as session:
         return list((await session.scalars(select(model).order_by(model.id))).all())  # type: ignore[attr-defined]
+
+
+async def history_actions(app: App, ticket_id: int) -> list[str]:
+    """What happened to a ticket, by name, oldest first."""
+    return [h.action for h in await all_rows(app, History) if h.ticket_id == ticket_id]
+
+
+def rules_dir(tmp_path: Path, files: dict[str, str]) -> dict[str, Any]:
+    """Settings that load the rules in `files` (name → YAML) after the defaults."""
+    path = tmp_path / "rules"
+    path.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (path / name).write_text(text, encoding="utf-8")
+    return {"rules": {"dir": str(path)}}
+
+
+def reply_address(received: Received) -> str:
+    """The signed Reply-To of a mail from mailflow: where an agent's answer goes."""
+    return str(received.message["Reply-To"].addresses[0].addr_spec)
+
+
+async def answer_notice(running: Running, notice: Received, sender: str, body: str) -> None:
+    """Someone answers a mail from mailflow: to its signed Reply-To, from their own address."""
+    message = build_message(
+        sender=sender,
+        to=reply_address(notice),
+        subject="Re: " + str(notice.message["Subject"]),
+        body=body,
+        in_reply_to=notice.message["Message-ID"],
+    )
+    assert (await smtp_send(running.port, message, mail_from=sender))[0] == 250
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:

@@ -13,7 +13,16 @@ from mailflow.db.people import AgentRole, Group, GroupMember, Usergroup, Usergro
 from mailflow.mail.addresses import Mailbox
 from mailflow.tickets import ops
 from tests.conftest import Received, RelaySink, Running, StartDaemon
-from tests.support import add_agent, all_rows, build_message, get_ticket, smtp_send
+from tests.support import (
+    add_agent,
+    all_rows,
+    answer_notice,
+    build_message,
+    get_ticket,
+    history_actions,
+    reply_address,
+    smtp_send,
+)
 
 
 async def _group(app: App, name: str, *emails: str) -> None:
@@ -45,25 +54,6 @@ async def _usergroup(app: App, name: str, members: dict[str, bool], default: boo
             )
 
 
-def _reply_to(received: Received) -> str:
-    return str(received.message["Reply-To"].addresses[0].addr_spec)
-
-
-async def _answer(running: Running, notice: Received, sender: str, body: str) -> None:
-    message = build_message(
-        sender=sender,
-        to=_reply_to(notice),
-        subject="Re: " + str(notice.message["Subject"]),
-        body=body,
-        in_reply_to=notice.message["Message-ID"],
-    )
-    assert (await smtp_send(running.port, message, mail_from=sender))[0] == 250
-
-
-async def _actions(app: App, ticket_id: int) -> list[str]:
-    return [h.action for h in await all_rows(app, History) if h.ticket_id == ticket_id]
-
-
 async def _staffed(start_daemon: StartDaemon, relay_sink: RelaySink) -> tuple[Running, Received]:
     """Alice, Bob and Carol (Bob and Carol in billing); ticket 1 from Bob Customer; Alice's
     new-ticket notice."""
@@ -83,7 +73,7 @@ async def test_group_assignment_notifies_the_group(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running, notice = await _staffed(start_daemon, relay_sink)
-    await _answer(running, notice, "alice@staff.test", "#group billing\n\nWe are on it.")
+    await answer_notice(running, notice, "alice@staff.test", "#group billing\n\nWe are on it.")
     await relay_sink.wait_for(7)  # the answer to the customer, a notice to each of billing
     ticket = await get_ticket(running.app, 1)
     assert ticket.group is not None
@@ -94,7 +84,7 @@ async def test_group_assignment_notifies_the_group(
     for member in ("bob@staff.test", "carol@staff.test"):
         told = relay_sink.to(member)[-1]
         assert "is now with your group billing" in told.text
-        assert _reply_to(told).startswith("support+1-a")
+        assert reply_address(told).startswith("support+1-a")
     assert len(relay_sink.to("alice@staff.test")) == 1, "Alice is not told what she did"
 
 
@@ -104,7 +94,7 @@ async def test_an_operator_takes_a_ticket_with_assign_me(
     running, _ = await _staffed(start_daemon, relay_sink)
     (bobs_notice,) = relay_sink.to("bob@staff.test")
     sent_before = len(relay_sink.received)
-    await _answer(running, bobs_notice, "bob@staff.test", "#assign me")
+    await answer_notice(running, bobs_notice, "bob@staff.test", "#assign me")
     ticket = await get_ticket(running.app, 1)
     assert ticket.assignee is not None
     assert ticket.assignee.email == "bob@staff.test"
@@ -116,10 +106,10 @@ async def test_a_note_stays_between_agents(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running, notice = await _staffed(start_daemon, relay_sink)
-    await _answer(running, notice, "alice@staff.test", "#group billing\n\nHello Bob.")
+    await answer_notice(running, notice, "alice@staff.test", "#group billing\n\nHello Bob.")
     await relay_sink.wait_for(7)
     (bobs, *_) = relay_sink.to("bob@staff.test")[-1:]
-    await _answer(running, bobs, "bob@staff.test", "#note\nThe customer owes us 40 EUR.")
+    await answer_notice(running, bobs, "bob@staff.test", "#note\nThe customer owes us 40 EUR.")
     await relay_sink.wait_for(9)  # to Alice (the assignee) and Carol (billing), not Bob
     note = (await all_rows(running.app, Message))[-1]
     assert (note.public, note.text) == (False, "The customer owes us 40 EUR.")
@@ -131,7 +121,7 @@ async def test_a_note_stays_between_agents(
 
 async def test_cc_copies_the_answer(start_daemon: StartDaemon, relay_sink: RelaySink) -> None:
     running, notice = await _staffed(start_daemon, relay_sink)
-    await _answer(running, notice, "alice@staff.test", "#cc boss@customer.test\nDone.")
+    await answer_notice(running, notice, "alice@staff.test", "#cc boss@customer.test\nDone.")
     await relay_sink.wait_for(5)
     answer = relay_sink.to("bob@customer.test")[-1]
     assert answer.rcpt_tos == ["bob@customer.test", "boss@customer.test"]
@@ -144,7 +134,7 @@ async def test_an_invalid_command_changes_nothing_and_answers_the_agent(
     running, notice = await _staffed(start_daemon, relay_sink)
     before = len(relay_sink.received)
     body = "#status nonsense\n#assign zed\n#frobnicate\n#priority high\n\nHello customer."
-    await _answer(running, notice, "alice@staff.test", body)
+    await answer_notice(running, notice, "alice@staff.test", body)
     await relay_sink.wait_for(before + 1)
     (error,) = relay_sink.received[before:]
     assert error.rcpt_tos == ["alice@staff.test"]
@@ -155,7 +145,7 @@ async def test_an_invalid_command_changes_nothing_and_answers_the_agent(
     ticket = await get_ticket(running.app, 1)
     assert (ticket.status, ticket.priority, ticket.assignee_id) == ("open", "normal", None)
     assert len(await all_rows(running.app, Message)) == 1, "the answer was not sent or kept"
-    assert "commands_refused" in await _actions(running.app, 1)
+    assert "commands_refused" in await history_actions(running.app, 1)
 
 
 async def test_a_forged_agent_from_with_commands_does_nothing(
@@ -173,7 +163,7 @@ async def test_a_forged_agent_from_with_commands_does_nothing(
     ticket = await get_ticket(running.app, 1)
     assert ticket.status == "agent waiting", "a customer's reply, as far as anyone can tell"
     assert ticket.assignee_id is None
-    assert "agent_identity_refused" in await _actions(running.app, 1)
+    assert "agent_identity_refused" in await history_actions(running.app, 1)
 
 
 async def _supervised(
@@ -200,8 +190,8 @@ async def test_a_supervisor_closes_a_members_ticket_by_email(
     await relay_sink.wait_for(4)
     (told,) = relay_sink.to("sam@acme.test")
     assert "of Acme opened [#1]" in told.text
-    assert _reply_to(told).startswith("support+1-s")
-    await _answer(running, told, "sam@acme.test", "#status closed\n#assign bob")
+    assert reply_address(told).startswith("support+1-s")
+    await answer_notice(running, told, "sam@acme.test", "#status closed\n#assign bob")
     ticket = await get_ticket(running.app, 1)
     assert ticket.status == "closed"
     assert ticket.assignee is not None
@@ -216,7 +206,7 @@ async def test_a_supervisor_may_not_write_notes(
     running, _ = await _supervised(start_daemon, relay_sink)
     await relay_sink.wait_for(4)
     (told,) = relay_sink.to("sam@acme.test")
-    await _answer(running, told, "sam@acme.test", "#note\n#status open\nsecret")
+    await answer_notice(running, told, "sam@acme.test", "#note\n#status open\nsecret")
     await relay_sink.wait_for(5)
     error = relay_sink.to("sam@acme.test")[-1]
     assert "#note: not allowed for a supervisor" in error.text

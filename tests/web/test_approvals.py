@@ -16,7 +16,7 @@ from mailflow.clock import ManualClock
 from mailflow.db.models import History
 from mailflow.db.record import Approval, ApprovalState
 from tests.conftest import Received, RelaySink, Running, StartDaemon
-from tests.support import add_agent, all_rows, build_message, get_ticket, smtp_send
+from tests.support import add_agent, all_rows, build_message, get_ticket, reply_address, smtp_send
 
 APPROVER = "boss@corp.test"
 RULES = """rules:
@@ -35,10 +35,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def _reply_to(received: Received) -> str:
-    return str(received.message["Reply-To"].addresses[0].addr_spec)
-
-
 async def _requested(
     start_daemon: StartDaemon, relay_sink: RelaySink, clock: ManualClock, tmp_path: Path
 ) -> tuple[Running, Received]:
@@ -53,7 +49,7 @@ async def _requested(
     (notice,) = relay_sink.to("alice@staff.test")
     answer = build_message(
         sender="alice@staff.test",
-        to=_reply_to(notice),
+        to=reply_address(notice),
         subject="Re: refund",
         body="#approval boss@corp.test Refund of 40 EUR\n\nWe are asking.",
     )
@@ -225,7 +221,7 @@ async def test_the_approver_may_reply_instead(
     running, request = await _requested(start_daemon, relay_sink, clock, tmp_path)
     reply = build_message(
         sender=APPROVER,
-        to=_reply_to(request),
+        to=reply_address(request),
         subject="Re: approval",
         body="REJECT\nToo expensive this month.\n\n> Approve: ...",
     )
@@ -238,7 +234,7 @@ async def test_the_approver_may_reply_instead(
     )
     assert (await get_ticket(running.app, 1)).status != "resolved"
     # Someone else on the same address decides nothing.
-    forged = build_message(sender="mallory@evil.test", to=_reply_to(request), body="APPROVE")
+    forged = build_message(sender="mallory@evil.test", to=reply_address(request), body="APPROVE")
     await smtp_send(running.port, forged, mail_from="mallory@evil.test")
     assert (await _approval(running)).state is ApprovalState.REJECTED
 
