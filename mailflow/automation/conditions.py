@@ -256,6 +256,17 @@ class Not:
         return not self.part.holds(facts)
 
 
+def custom_fields_in(condition: Condition) -> set[str]:
+    """The names of the ticket.fields.NAME a condition reads, to check them at load."""
+    if isinstance(condition, AllOf | AnyOf):
+        return set().union(*(custom_fields_in(part) for part in condition.parts))
+    if isinstance(condition, Not):
+        return custom_fields_in(condition.part)
+    assert isinstance(condition, Compare)
+    field = condition.field
+    return {field.removeprefix(CUSTOM_FIELD)} if field.startswith(CUSTOM_FIELD) else set()
+
+
 def parse_condition(data: Any) -> Condition:
     """A list means all of; a mapping's keys are all/any/not or a field with its operators."""
     if isinstance(data, list):

@@ -11,7 +11,12 @@ import yaml
 
 from mailflow.automation import ticket_actions  # noqa: F401  (registers its actions)
 from mailflow.automation.actions import ACTIONS, Action, ActionProblem, LoadScope
-from mailflow.automation.conditions import Condition, ConditionProblem, parse_condition
+from mailflow.automation.conditions import (
+    Condition,
+    ConditionProblem,
+    custom_fields_in,
+    parse_condition,
+)
 from mailflow.automation.timers import TIME_TRIGGERS, Timer, TimerProblem, parse_timer
 from mailflow.config import Config
 from mailflow.render import Renderer, TemplateProblem
@@ -139,6 +144,7 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     )
     try:
         condition = parse_condition(entry["if"]) if "if" in entry else None
+        _check_custom_fields(condition, config)
         actions = _actions(entry.get("do"), scope)
         timer = None
         if trigger in TIME_TRIGGERS:
@@ -149,6 +155,15 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     if not enabled:
         return None
     return Rule(name, file, trigger, types, condition, actions, timer)
+
+
+def _check_custom_fields(condition: Condition | None, config: Config) -> None:
+    """A misspelt ticket.fields.NAME would silently never match: refuse it at load."""
+    declared = {field.name for field in config.ticket_fields}
+    unknown = sorted(custom_fields_in(condition) - declared) if condition else []
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none; declare them as [[ticket_fields]]"
+        raise ConditionProblem(f"no ticket field {unknown[0]!r}; known: {known}")
 
 
 def _types(value: Any, config: Config, problem: Any) -> frozenset[str] | None:

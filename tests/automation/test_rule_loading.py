@@ -174,6 +174,10 @@ RULE = "rules:\n  - name: broken rule\n    trigger: ticket_created\n"
         ("    types: [complaint]\n    do: [{stop: true}]\n", "'complaint' is not a ticket type"),
         ("    types: []\n    do: [{stop: true}]\n", "`types` must be"),
         ("    if: {ticket.colour: red}\n    do: [{stop: true}]\n", "unknown field"),
+        (
+            "    if: {not: {ticket.fields.severty: s1}}\n    do: [{stop: true}]\n",
+            "no ticket field 'severty'; known: none; declare them as [[ticket_fields]]",
+        ),
         ("    do: []\n", "`do` must be a non-empty list"),
         ("    enabled: maybe\n    do: [{stop: true}]\n", "`enabled` must be true or false"),
         ("    do: [{set_priority: whenever}]\n", "set_priority: 'whenever' is not one of"),
@@ -190,6 +194,23 @@ def test_a_bad_rule_is_refused_naming_file_rule_and_problem(
     assert error.rule == "broken rule"
     assert problem in error.problem
     assert str(error).startswith(f"{rules_path / 'team.yaml'}: rule 'broken rule': ")
+
+
+def test_a_custom_field_in_a_condition_must_be_declared(tmp_path: Path, rules_path: Path) -> None:
+    (rules_path / "fields.yaml").write_text(
+        "rules:\n  - name: severe\n    trigger: ticket_created\n"
+        "    if: {any: [{ticket.fields.severity: s1}, {ticket.fields.severty: s2}]}\n"
+        "    do: [{set_priority: high}]\n"
+    )
+    fields = [{"name": "severity", "type": "choice", "choices": ["s1", "s2"]}]
+    config = from_mapping(
+        {"rules": {"dir": str(rules_path)}, "ticket_fields": fields}, "test.toml", tmp_path
+    )
+
+    with pytest.raises(RuleError) as caught:
+        load_rules(config, Renderer.from_config(config))
+
+    assert caught.value.problem == "no ticket field 'severty'; known: severity"
 
 
 def test_unknown_trigger_is_refused_with_the_known_ones(load: Load) -> None:
