@@ -11,7 +11,16 @@ from typing import Any, Protocol
 from mailflow.calendar import in_business_hours, weekday
 from mailflow.config import BusinessHoursConfig, duration_or_none
 from mailflow.db.models import Agent, Message, Ticket
-from mailflow.tickets.events import ApprovalDecided, Assigned, Event, StatusChanged
+from mailflow.tickets.events import (
+    ApprovalDecided,
+    Assigned,
+    Event,
+    ProjectChanged,
+    StatusChanged,
+    TypeChanged,
+)
+
+CHANGES = (StatusChanged, TypeChanged, ProjectChanged)  # the events with an old and a new value
 
 
 class ConditionProblem(Exception):
@@ -92,8 +101,8 @@ FIELDS: dict[str, Callable[[Facts], object]] = {
     "approval.decision": lambda f: (
         f.event.decision if isinstance(f.event, ApprovalDecided) else None
     ),
-    "change.old": lambda f: f.event.old if isinstance(f.event, StatusChanged) else None,
-    "change.new": lambda f: f.event.new if isinstance(f.event, StatusChanged) else None,
+    "change.old": lambda f: f.event.old if isinstance(f.event, CHANGES) else None,
+    "change.new": lambda f: f.event.new if isinstance(f.event, CHANGES) else None,
 }
 
 

@@ -11,6 +11,7 @@ from mailflow.db.models import ActorKind, Direction, Message
 from mailflow.mail.addresses import is_valid_address
 from mailflow.people import directory, usergroups
 from mailflow.tickets import approvals, ops
+from mailflow.tickets.events import ProjectChanged
 
 STRATEGIES = ("fixed", "round_robin", "fewest_open")
 
@@ -72,10 +73,11 @@ def _set_project(value: Any, load: LoadScope) -> Action:
 
     async def run(scope: RunScope) -> Result:
         old = scope.ticket.project
-        if old != project:
-            scope.ticket.project = project
-            scope.note("project_changed", old=old, new=project)
-        return Result()
+        if old == project:
+            return Result()
+        scope.ticket.project = project
+        scope.note("project_changed", old=old, new=project)
+        return Result([ProjectChanged(scope.ticket.id, old, project)])
 
     return run
 

@@ -71,6 +71,13 @@ class UsergroupChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ProjectChanged(Event):
+    trigger: ClassVar[str] = "project_changed"
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryFailed(Event):
     trigger: ClassVar[str] = "delivery_failed"
     outbox_id: int
@@ -109,6 +116,7 @@ TRIGGERS: dict[str, type[Event]] = {
         Assigned,
         TypeChanged,
         UsergroupChanged,
+        ProjectChanged,
         DeliveryFailed,
         ApprovalDecided,
         ActivityDue,

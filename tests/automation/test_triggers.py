@@ -270,6 +270,34 @@ async def test_an_admin_changing_the_usergroup_fires_usergroup_changed(
     assert ticket.project == "usergroup_changed"
 
 
+PROJECTS = """rules:
+  - name: apollo mail
+    trigger: ticket_created
+    if: {message.subject: {contains: apollo}}
+    do: [set_project: apollo]
+  - name: new apollo work is urgent
+    trigger: project_changed
+    if: {change.old: null, change.new: Apollo}
+    do: [set_priority: urgent]
+  - name: leaving a project is never urgent
+    trigger: project_changed
+    if: {change.new: null}
+    do: [set_priority: urgent]
+"""
+
+
+async def test_set_project_fires_project_changed_with_the_old_and_new_project(
+    start_daemon: StartDaemon, tmp_path: Path
+) -> None:
+    running = await start_daemon(rules_dir(tmp_path, {"a.yaml": PROJECTS}))
+
+    await _customer_writes(running, subject="Apollo launch slips")
+
+    ticket = await get_ticket(running.app, 1)
+    assert (ticket.project, ticket.priority) == ("apollo", "urgent")
+    assert await _fired(running.app, 1, "") == ["apollo mail", "new apollo work is urgent"]
+
+
 async def test_an_operator_may_not_change_the_usergroup_and_nothing_fires(
     start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path
 ) -> None:
