@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -129,6 +130,17 @@ class WebConfig(Section):
     host: str = "127.0.0.1"
     port: Port = 8025
     base_url: str = "http://127.0.0.1:8025"
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str) -> str:
+        """Approval links are built on it and a decision's Origin is checked against it."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL such as https://help.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{url!r}: the base URL takes no ?query or #fragment")
+        return url.rstrip("/")
 
 
 _SECRET_SOURCES = ("password", "password_file", "oauth2_token_command", "oauth2_token_file")

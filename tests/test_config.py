@@ -83,6 +83,27 @@ def test_an_address_cannot_belong_to_two_types(tmp_path: Path) -> None:
     assert "help@example.org belongs to both 'a' and 'b'" in error.value.problem
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("help.example.com", "'help.example.com' is not an http(s) URL"),
+        ("ftp://help.example.com", "is not an http(s) URL"),
+        ("https://help.example.com/?x=1", "the base URL takes no ?query or #fragment"),
+    ],
+)
+def test_the_web_base_url_must_be_an_http_url(tmp_path: Path, url: str, problem: str) -> None:
+    path = _write(tmp_path, f'[web]\nbase_url = "{url}"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.key == "web.base_url"
+    assert problem in error.value.problem
+
+
+def test_the_web_base_url_may_sit_under_a_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[web]\nbase_url = "https://example.com/helpdesk/"\n')
+    assert load_config(path).web.base_url == "https://example.com/helpdesk"
+
+
 def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "[smtp\nport = 1\n")
     with pytest.raises(ConfigError) as error:
