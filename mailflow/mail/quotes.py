@@ -45,7 +45,7 @@ def _cut_generic_quote(text: str) -> str:
     quoted_tail = end < len(lines)
     while end > 1 and _SEPARATOR.match(lines[end - 1]):
         end -= 1
-    if quoted_tail and end > 1 and _ATTRIBUTION.match(lines[end - 1]):
+    if quoted_tail and end >= 1 and _ATTRIBUTION.match(lines[end - 1]):
         end -= 1
     return "\n".join(lines[:end]).strip()
 
@@ -65,3 +65,20 @@ def split_reply(text: str) -> Reply:
         return Reply(text.strip(), "")
     new = _cut_generic_quote(str(first.body)) or text.strip()
     return Reply(new, str(first.signatures).strip())
+
+
+def written_now(text: str) -> str:
+    """What the sender wrote above the quoted history, or "" when the text is nothing but a
+    quote: the reply that carries only commands over the mail it answers says nothing."""
+    if not text.strip():
+        return ""
+    try:
+        replies = _parser.read(text=text).replies
+    except Exception:  # the parser's regexes on pathological input: judge the text itself
+        replies = []
+    if replies and str(replies[0].headers).strip():
+        return ""  # the text opens with a quoted mail's attribution or header block
+    body = str(replies[0].body) if replies else text
+    if _FORWARD.search(body):
+        return text.strip()
+    return _cut_generic_quote(body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailflow.mail.quotes import Reply, split_reply
+from mailflow.mail.quotes import Reply, split_reply, written_now
 
 REPLIES = {
     "gmail-en": (
@@ -203,3 +203,30 @@ def test_message_that_is_only_a_quote_is_kept_rather_than_emptied() -> None:
     text = "> quoted only\n> more quoted\n"
 
     assert split_reply(text).new == text.strip()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "On Mon, Jan 1, 2024 at 10:00 AM Support <support@example.com> wrote:\n> Refund.\n",
+        "> Internal: the customer owes us 40 EUR.\n>\n> Carol\n",
+        "\n\n-----Original Message-----\nFrom: Support <support@example.com>\n\nOwes us 40 EUR.\n",
+        "Le lun. 1 janv. 2024 à 10:00, Support <support@example.com> a écrit :\n> Note.\n",
+        "   \n",
+    ],
+)
+def test_a_text_that_is_only_a_quote_says_nothing_now(text: str) -> None:
+    """Under an agent's commands: a quote alone is no answer to send to the customer."""
+    assert written_now(text) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Done.\n\nOn Mon, Support wrote:\n> Please restart.\n", "Done."),
+        ("No quote at all.", "No quote at all."),
+        ("See below.\n\n---------- Forwarded message ---------\nFrom: x\n\nHi", "See below."),
+    ],
+)
+def test_what_is_written_above_a_quote_is_kept(text: str, expected: str) -> None:
+    assert written_now(text).startswith(expected)
