@@ -138,7 +138,7 @@ async def handle(app: App, session: AsyncSession, intake: Intake) -> None:
     await process(app.services(session), intake)
     await app.engine.run(session, intake.events, now, intake.agent)
     commanded = [event for apply in intake.commands for event in await apply()]
-    await app.engine.run(session, commanded, now, intake.agent)
+    await app.engine.run(session, commanded + intake.after_commands, now, intake.agent)
 
 
 async def _commit(app: App, parsed: ParsedMessage, envelope: Envelope, row: RowFactory) -> Outcome:

@@ -8,7 +8,7 @@ import re
 from mailflow.db.models import InboundState, Ticket
 from mailflow.db.record import Approval
 from mailflow.mail.compose import AutoSubmitted
-from mailflow.mail.quotes import split_reply
+from mailflow.mail.quotes import split_reply, written_now
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.people.permissions import Role
 from mailflow.pipeline.commands import Actor, Context, check_all, split_commands
@@ -34,7 +34,7 @@ async def read_commands(services: Services, intake: Intake) -> Disposition:
         if intake.agent
         else Actor(Role.SUPERVISOR, supervisor=intake.supervisor)
     )
-    intake.body = rest
+    intake.body = rest if written_now(rest) else ""  # a bare quote under commands is no answer
     appliers, problems = await check_all(Context(services, intake, ticket, actor), commands)
     if problems:
         await _refuse(services, intake, ticket, actor, problems)
@@ -45,7 +45,8 @@ async def read_commands(services: Services, intake: Intake) -> Disposition:
     return Disposition.CONTINUE
 
 
-_ANSWER = re.compile(r"^\s*(approved?|reject(?:ed)?)\b[\s:.!-]*", re.IGNORECASE)
+# "Approve? I'd rather not" asks; it does not decide.
+_ANSWER = re.compile(r"^\s*(approved?|reject(?:ed)?)(?![\w?])[\s:.!-]*", re.IGNORECASE)
 
 
 async def _approval_reply(services: Services, intake: Intake, approval: Approval) -> Disposition:

@@ -153,7 +153,8 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
     between agents; commands alone change the ticket and send nothing."""
     session, now = services.session, intake.now
     actor = ops.Actor.agent(agent)
-    await add_participants(session, ticket, {agent.email: ParticipantRole.AGENT}, now)
+    people = {agent.email: ParticipantRole.AGENT} | dict.fromkeys(intake.cc, ParticipantRole.CC)
+    await add_participants(session, ticket, people, now)  # #cc holds for later answers too
     if "private" in intake.command_names:
         ops.make_private(ticket, actor=actor, now=now, session=session)
     note = "note" in intake.command_names
@@ -162,8 +163,8 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
     if internal and not note:
         intake.decide("apply", f"resolution for ticket {ticket.id}")
         return
-    if note:
-        intake.events.append(
+    if note:  # shared after the commands: a note handing the ticket on reaches its new hands
+        intake.after_commands.append(
             NoteAdded(ticket_id=ticket.id, message_id=message.id, agent_id=agent.id)
         )
         intake.decide("apply", f"internal note added to ticket {ticket.id}")
@@ -182,9 +183,6 @@ async def _relay(
     services: Services, intake: Intake, ticket: Ticket, agent: Agent, message: Message
 ) -> None:
     session = services.session
-    await add_participants(
-        session, ticket, dict.fromkeys(intake.cc, ParticipantRole.CC), intake.now
-    )
     customer = ticket.customer
     copied = await _copied(services, ticket, customer)
     reply = TemplateMail(
@@ -249,7 +247,7 @@ def _record_refusals(services: Services, intake: Intake) -> None:
             now,
             sender=who,
             opened=ticket.id,
-            reason=f"{who} takes no part in this ticket",
+            reason=intake.refused_because,
         )
         ops.record(
             session,
@@ -258,7 +256,7 @@ def _record_refusals(services: Services, intake: Intake) -> None:
             "opened_instead_of_joining",
             now,
             named=refused.id,
-            reason=f"{who} takes no part in ticket {refused.id}",
+            reason=intake.refused_because,
         )
 
 

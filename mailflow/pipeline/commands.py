@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mailflow.config import Config
+from mailflow.config import Config, TicketTypeConfig
 from mailflow.db.models import Agent, Customer, Ticket
 from mailflow.db.record import TimeEntry
 from mailflow.mail.addresses import is_valid_address, normalise
@@ -36,6 +36,7 @@ NAMES = (
     "time",
 )
 _SPENT = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+)m)?$")
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?h\s+\d+m|\S+)\s*(.*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,18 @@ class Context:
     intake: Intake
     ticket: Ticket
     actor: Actor
+    commands: tuple[Command, ...] = ()
+
+    def type_after(self) -> TicketTypeConfig:
+        """The ticket's type once this message's own #type is applied: a #status beside it
+        names a status of the new type."""
+        names = {t.name for t in self.config.types}
+        if not may(self.actor.role, "type", self.config):
+            return self.config.ticket_type(self.ticket.type)
+        for command in self.commands:
+            if command.name == "type" and command.argument.lower() in names:
+                return self.config.ticket_type(command.argument.lower())
+        return self.config.ticket_type(self.ticket.type)
 
     @property
     def config(self) -> Config:
@@ -101,7 +114,7 @@ class Context:
 
 
 async def _status(ctx: Context, argument: str) -> Apply:
-    ticket_type = ctx.config.ticket_type(ctx.ticket.type)
+    ticket_type = ctx.type_after()
     status = next((s for s in ticket_type.statuses if s.lower() == argument.lower()), None)
     if status is None:
         raise Refused(
@@ -296,7 +309,7 @@ async def _resolution(ctx: Context, argument: str) -> Apply:
 def spent_minutes(text: str) -> int | None:
     """45m, 1h, 1h30m, 1.5h; a bare number is minutes."""
     text = text.strip().lower()
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]+", text):  # not isdigit(): "²" is a digit that int() refuses
         return int(text)
     match = _SPENT.match(text)
     if not match or not any(match.groups()):
@@ -306,8 +319,9 @@ def spent_minutes(text: str) -> int | None:
 
 
 async def _time(ctx: Context, argument: str) -> Apply:
-    """#time 45m [billable] [a note]"""
-    amount, _, rest = argument.partition(" ")
+    """#time 45m [billable] [a note]; "1h 30m" is one amount, as people write it."""
+    split = _AMOUNT.match(argument)
+    amount, rest = (split.group(1), split.group(2)) if split else (argument, "")
     minutes = spent_minutes(amount)
     if minutes is None or not 0 < minutes <= 24 * 60:
         raise Refused(f"{amount!r} is not a time spent such as 45m, 1h30m or 2h")
@@ -362,7 +376,9 @@ async def check_all(ctx: Context, commands: list[Command]) -> tuple[list[Apply],
     """Every command checked; the appliers when all are good, else every problem found."""
     appliers: list[Apply] = []
     problems: list[str] = []
-    for command in commands:
+    ctx.commands = tuple(commands)
+    # #type goes first, so that a #status beside it is set in the new type's statuses.
+    for command in sorted(commands, key=lambda c: c.name != "type"):
         if command.name not in CHECKS:
             problems.append(
                 f"{command.line}: unknown command; known: " + ", ".join(f"#{n}" for n in NAMES)

@@ -10,6 +10,7 @@ from mailflow.db.models import Participant, Ticket
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets.messages import tickets_referenced
 from mailflow.tickets.numbers import find_tag, number_from_tag
+from mailflow.tokens import Role
 
 
 async def find_ticket(services: Services, intake: Intake) -> Disposition:
@@ -18,16 +19,24 @@ async def find_ticket(services: Services, intake: Intake) -> Disposition:
     if intake.ticket is not None:  # named by the return path it was sent to
         intake.decide("thread", f"the return path names ticket {intake.ticket.id}")
         return Disposition.CONTINUE
+    # The signed address first: it is bound to one ticket and to the person it was given
+    # to, while References are whatever the sender writes (a supervisor must not steer
+    # another usergroup's ticket by quoting its Message-ID).
+    if intake.token is not None:
+        ticket = await session.get(Ticket, intake.token.ticket_id)
+        if ticket is not None and _kept_from(ticket, intake):
+            intake.refused_ticket, intake.refused_because = ticket, "the ticket is private"
+            intake.decide("thread", f"ticket {ticket.id} is private; opening one instead")
+            return Disposition.CONTINUE
+        if ticket is not None:
+            intake.ticket = ticket
+            intake.decide("thread", f"signed reply address of ticket {ticket.id}")
+            return Disposition.CONTINUE
     referenced = await tickets_referenced(session, intake.parsed.thread_ids)
     if referenced:
         intake.ticket = await session.get(Ticket, referenced[0])
         intake.decide("thread", f"In-Reply-To/References name ticket {referenced[0]}")
         return Disposition.CONTINUE
-    if intake.token is not None:
-        intake.ticket = await session.get(Ticket, intake.token.ticket_id)
-        if intake.ticket is not None:
-            intake.decide("thread", f"signed reply address of ticket {intake.ticket.id}")
-            return Disposition.CONTINUE
     for source, number in (
         ("plus-address", number_from_tag(intake.route.tag)),
         ("subject tag", find_tag(intake.parsed.subject)),
@@ -36,6 +45,18 @@ async def find_ticket(services: Services, intake: Intake) -> Disposition:
             return Disposition.CONTINUE
     intake.decide("thread", "no existing ticket; opening one")
     return Disposition.CONTINUE
+
+
+def _kept_from(ticket: Ticket, intake: Intake) -> bool:
+    """A supervisor's old notice answered after the ticket was made private: the answer
+    must not join it (nor make the supervisor a participant who gets its mail)."""
+    assert intake.sender is not None
+    assert intake.token is not None
+    return (
+        intake.token.role is Role.SUPERVISOR
+        and ticket.private
+        and ticket.customer.email != intake.sender.address
+    )
 
 
 async def _join_unsigned(services: Services, intake: Intake, source: str, number: int) -> bool:
@@ -49,6 +70,7 @@ async def _join_unsigned(services: Services, intake: Intake, source: str, number
         intake.decide("thread", f"{source} names ticket {number}")
         return True
     intake.refused_ticket = ticket
+    intake.refused_because = f"{intake.sender.address} takes no part in ticket {number}"
     intake.decide(
         "thread",
         f"{source} names ticket {number}, but {intake.sender.address} takes no part in it",

@@ -61,8 +61,9 @@ class Intake:
     message: Message | None = None
     # Set on the inbound row when it is kept, in the same UPDATE as the decisions.
     dedupe_key: str | None = None
-    # A ticket the message named but was not allowed to join (not a participant).
+    # A ticket the message named but was not allowed to join, and why not.
     refused_ticket: Ticket | None = None
+    refused_because: str = ""
     # A customer supervising the ticket's usergroup, writing on their signed address.
     supervisor: Customer | None = None
     # An approval whose approver answers on its signed address.
@@ -75,6 +76,9 @@ class Intake:
     # Addresses added with #cc, copied on the agent's answer.
     cc: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # Events for the rules once the sender's commands are applied (a note shared with the
+    # agents the same message assigns).
+    after_commands: list[Event] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
 
     def decide(self, step: str, text: str) -> None:
