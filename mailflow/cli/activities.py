@@ -119,10 +119,13 @@ def _activities(cli: click.Group) -> None:
     @click.argument("activity_id", type=int)
     @click.pass_context
     def done(ctx: click.Context, activity_id: int) -> None:
-        async def work(session: AsyncSession, config: Config, now: datetime) -> None:
+        async def work(session: AsyncSession, config: Config, now: datetime) -> str:
             activity = await session.get(Activity, activity_id)
             if activity is None:
                 raise NotFound(f"no activity {activity_id}")
+            if activity.done_at is not None:  # the first time stands
+                when = f"{activity.done_at:%Y-%m-%d %H:%M} UTC"
+                return f"activity {activity_id} was done already, at {when}"
             activity.done_at = now
             ops.record(
                 session,
@@ -132,9 +135,9 @@ def _activities(cli: click.Group) -> None:
                 now,
                 activity=activity_id,
             )
+            return f"activity {activity_id} done"
 
-        in_transaction(ctx, work)
-        click.echo(f"activity {activity_id} done")
+        click.echo(in_transaction(ctx, work))
 
     @activity_group.command("owner")
     @click.argument("activity_id", type=int)

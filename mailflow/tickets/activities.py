@@ -38,6 +38,11 @@ def plan(
             )
         if remind_at <= now:
             raise ActivityProblem(f"the reminder time {remind_at:%Y-%m-%d %H:%M} UTC has passed")
+        if remind_at > at:
+            raise ActivityProblem(
+                f"the reminder ({remind_at:%Y-%m-%d %H:%M} UTC) would come after the "
+                f"{kind.value} itself ({at:%Y-%m-%d %H:%M} UTC)"
+            )
     return Activity(
         ticket_id=ticket.id,
         kind=kind,

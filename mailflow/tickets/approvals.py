@@ -148,7 +148,21 @@ async def decide(
     ticket = await session.get(Ticket, approval.ticket_id)
     assert ticket is not None
     changed = approval.state is not ApprovalState.PENDING
-    approval.state = ApprovalState.APPROVED if decision.approve else ApprovalState.REJECTED
+    state = ApprovalState.APPROVED if decision.approve else ApprovalState.REJECTED
+    if changed and state is approval.state:  # the same answer again: nobody is told twice
+        if decision.comment and decision.comment != approval.comment:
+            approval.comment = decision.comment
+            ops.record(
+                session,
+                ticket,
+                ops.Actor(ActorKind.CUSTOMER, approval.approver),
+                "approval_commented",
+                now,
+                approval=approval.id,
+                comment=decision.comment,
+            )
+        return []
+    approval.state = state
     approval.decided_at = now
     approval.decided_via = decision.via
     approval.decided_from = decision.client[:100]

@@ -109,8 +109,18 @@ def _foreign_origin(app: App, request: web.Request) -> str | None:
     origin = request.headers.get("Origin")
     if origin is None:  # not every client sends one; the nonce still guards the form
         return None
-    ours = urlsplit(app.config.web.base_url)
-    theirs = urlsplit(origin)
-    if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+    if _site(origin) != _site(app.config.web.base_url):
         return "this form was sent from another site"
     return None
+
+
+def _site(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port as a browser writes its Origin: the host in lower case, the
+    scheme's default port filled in (https://Help.example.com:443 is https://help.example.com)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is no number: nothing of ours
+        return ("", "", None)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), port or {"http": 80, "https": 443}.get(scheme)

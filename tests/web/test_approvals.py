@@ -239,6 +239,23 @@ async def test_the_approver_may_reply_instead(
     assert (await _approval(running)).state is ApprovalState.REJECTED
 
 
+async def test_a_question_in_reply_decides_nothing(
+    start_daemon: StartDaemon, relay_sink: RelaySink, clock: ManualClock, tmp_path: Path
+) -> None:
+    running, request = await _requested(start_daemon, relay_sink, clock, tmp_path)
+    for n, body in enumerate(["Approve? I'd rather ask finance first.", "Approvers: ask Sue."]):
+        reply = build_message(
+            sender=APPROVER,
+            to=reply_address(request),
+            subject="Re: approval",
+            body=body,
+            message_id=f"<q{n}@corp.test>",
+        )
+        assert (await smtp_send(running.port, reply, mail_from=APPROVER))[0] == 250
+
+    assert (await _approval(running)).state is ApprovalState.PENDING
+
+
 async def test_healthz(start_daemon: StartDaemon, http: aiohttp.ClientSession) -> None:
     running = await start_daemon()
     async with http.get(f"{running.app.config.web.base_url}/healthz") as response:
