@@ -209,8 +209,8 @@ def _time(cli: click.Group) -> None:
     ) -> None:
         """Record time spent on ticket NUMBER (45m, 1h30m, 2h)."""
         minutes = spent_minutes(spent)
-        if minutes is None or minutes <= 0:
-            raise click.BadParameter(f"{spent!r} is not a time such as 45m or 1h30m")
+        if minutes is None:
+            raise click.BadParameter(f"{spent!r} is not a time such as 45m or 1h30m, up to 24h")
 
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             ticket = await find_ticket(session, number)

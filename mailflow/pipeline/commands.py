@@ -36,6 +36,7 @@ NAMES = (
     "time",
 )
 _SPENT = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+)m)?$")
+MAX_ENTRY_MINUTES = 24 * 60
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?h\s+\d+m|\S+)\s*(.*)$", re.IGNORECASE)
 
 
@@ -307,15 +308,17 @@ async def _resolution(ctx: Context, argument: str) -> Apply:
 
 
 def spent_minutes(text: str) -> int | None:
-    """45m, 1h, 1h30m, 1.5h; a bare number is minutes."""
+    """45m, 1h, 1h30m, 1.5h; a bare number is minutes. None for anything else, and for
+    nothing or more than a day in one entry (by mail and on the command line alike)."""
     text = text.strip().lower()
     if re.fullmatch(r"[0-9]+", text):  # not isdigit(): "²" is a digit that int() refuses
-        return int(text)
-    match = _SPENT.match(text)
-    if not match or not any(match.groups()):
+        minutes = int(text)
+    elif (match := _SPENT.match(text)) and any(match.groups()):
+        hours, rest = match.groups()
+        minutes = round(float(hours or 0) * 60) + int(rest or 0)
+    else:
         return None
-    hours, minutes = match.groups()
-    return round(float(hours or 0) * 60) + int(minutes or 0)
+    return minutes if 0 < minutes <= MAX_ENTRY_MINUTES else None
 
 
 async def _time(ctx: Context, argument: str) -> Apply:
@@ -323,7 +326,7 @@ async def _time(ctx: Context, argument: str) -> Apply:
     split = _AMOUNT.match(argument)
     amount, rest = (split.group(1), split.group(2)) if split else (argument, "")
     minutes = spent_minutes(amount)
-    if minutes is None or not 0 < minutes <= 24 * 60:
+    if minutes is None:
         raise Refused(f"{amount!r} is not a time spent such as 45m, 1h30m or 2h")
     billable = rest.split(" ", 1)[0].lower() == "billable"
     note = rest.split(" ", 1)[1] if billable and " " in rest else ("" if billable else rest)

@@ -628,12 +628,13 @@ async def test_a_digit_like_character_is_refused_not_a_crash(
     assert await all_rows(running.app, TimeEntry) == []
 
 
-async def test_the_time_command_refuses_a_digit_like_character_plainly(
-    start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path, database_url: str
+@pytest.mark.parametrize("spent", ["²", "3000", "25h", "0m"])
+async def test_the_time_command_refuses_what_mail_refuses_plainly(
+    start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path, database_url: str, spent: str
 ) -> None:
     await _ticket(start_daemon, relay_sink)
     config = cli_config(tmp_path, database_url)
-    result = await mailflow(config, "time", "1", "²", "--agent", AGENT)
+    result = await mailflow(config, "time", "1", spent, "--agent", AGENT)
     assert result.exit_code == 2, (result.output, result.exception)
     assert "is not a time" in result.output
 
