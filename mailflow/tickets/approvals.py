@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
@@ -125,7 +125,16 @@ async def spend_nonce(
         return "this form has expired or was already sent; open the link again"
     if now - row.issued_at < config.approvals.min_decision_delay:
         return "that was too quick to be a person; please decide again"
-    row.used = True
+    # Spent in one conditional UPDATE: of a double click's two POSTs, running at once in two
+    # transactions, only one finds the nonce unused (PostgreSQL re-checks after the lock).
+    spent = await session.execute(
+        update(ApprovalNonce)
+        .where(ApprovalNonce.id == row.id, ApprovalNonce.used.is_(False))
+        .values(used=True)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        return "this form has expired or was already sent; open the link again"
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from sqlalchemy import select
 
@@ -23,13 +25,19 @@ async def index(request: web.Request) -> web.Response:
         return page(app, "kb_index", articles=articles)
 
 
+# What resolutions.slug() makes: anything else is no article (and never reaches the
+# database: PostgreSQL refuses a NUL in text with an error, not an empty result).
+_SLUG = re.compile(r"[0-9]{1,12}(-[a-z0-9-]{1,100})?")
+
+
 async def article(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
+    slug = request.match_info["slug"]
+    if not _SLUG.fullmatch(slug):
+        raise web.HTTPNotFound()
     async with app.db.transaction() as session:
         found = await session.scalar(
-            select(Resolution).where(
-                Resolution.slug == request.match_info["slug"], Resolution.published
-            )
+            select(Resolution).where(Resolution.slug == slug, Resolution.published)
         )
         if found is None:
             raise web.HTTPNotFound()
