@@ -16,9 +16,11 @@ _parser = EmailReplyParser(languages=LANGUAGES)
 _ATTRIBUTION = re.compile(r"^[^>\s].*:\s*$")
 _SEPARATOR = re.compile(r"^\s*(?:-{2,}[^-]*-{2,}|_{5,})\s*$")
 # Forwarding is not replying: what follows these is new to us, so it stays.
+# No dash inside the words between the dashes: with [^\n]*? there, a long line of dashes
+# took quadratic time on the event loop and stalled every other mail.
 _FORWARD = re.compile(
-    r"^[ \t]*(?:-{2,}[^\n]*?(?:forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]"
-    r"|przekazana wiadomo|wiadomo\S* przekazana)[^\n]*?-{2,}"
+    r"^[ \t]*(?:-{2,}[^\n-]*?(?:forwarded message|weitergeleitete nachricht"
+    r"|message transf[ée]r[ée]|przekazana wiadomo|wiadomo\S* przekazana)[^\n-]*?-{2,}"
     r"|(?:begin forwarded message|anfang der weitergeleiteten nachricht"
     r"|d[ée]but du message r[ée]exp[ée]di[ée]|pocz\S* przekazanej wiadomo\S*)[ \t]*:)[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
