@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from mailflow.mail.parse import ParsedMessage
+from mailflow.tickets.numbers import find_tag
 
 
 class AutoKind(enum.StrEnum):
@@ -99,7 +100,12 @@ def _auto_reply(parsed: ParsedMessage) -> Verdict | None:
     if "autoresponder" in _header(parsed, "x-post-messageclass"):
         return Verdict(AutoKind.AUTO_REPLY, "X-POST-MessageClass: autoresponder")
     if _AUTO_REPLY_SUBJECTS.match(parsed.subject):
-        return Verdict(AutoKind.AUTO_REPLY, f"subject {parsed.subject[:60]!r}")
+        subject = parsed.subject[:60]
+        if parsed.thread_ids or find_tag(parsed.subject) is not None:
+            return Verdict(AutoKind.AUTO_REPLY, f"subject {subject!r}, answering our mail")
+        # A subject alone is no proof ("Absence request for May" is a person's mail): keep
+        # it as a ticket, but answer nothing, in case it is a responder after all.
+        return Verdict(AutoKind.AUTO_GENERATED, f"subject {subject!r}, answering nothing")
     return None
 
 

@@ -31,10 +31,12 @@ async def loop(services: Services, intake: Intake) -> Disposition:
 
 
 def dedupe_key(intake: Intake) -> str:
+    """The same Message-ID from the same sender: another sender's mail that reuses an ID
+    (scanners and scripts write <1@localhost>) is not a copy of this one."""
     parsed = intake.parsed
-    if parsed.message_id:
-        return f"mid:{parsed.message_id}"[:1000]
     sender = parsed.sender.address if parsed.sender else intake.envelope.mail_from
+    if parsed.message_id:
+        return f"mid:{sender}:{parsed.message_id}"[:1000]
     material = "\n".join([sender, parsed.header("date") or "", parsed.subject, parsed.text])
     return "sha:" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
 
