@@ -19,6 +19,9 @@ class Bounce:
     recipients: tuple[str, ...]
     permanent: bool  # failed (5.x.x); a delay report (4.x.x) is not a failure
     diagnostic: str
+    # Every recipient delivered, relayed or expanded (a success report someone asked for):
+    # nothing went wrong, so nothing is recorded.
+    delivered: bool = False
 
 
 def _fields(part: Message) -> list[Message]:
@@ -53,7 +56,11 @@ def _report(message: Message) -> Bounce | None:
         recipients=tuple(recipients),
         permanent=permanent,
         diagnostic="; ".join(d for d in diagnostics if d) or "delivery failed",
+        delivered=bool(actions) and all(a in _SUCCESS for a in actions),
     )
+
+
+_SUCCESS = ("delivered", "relayed", "expanded")  # RFC 3464 §2.3.3
 
 
 def _quoted_message_ids(message: Message) -> tuple[str, ...]:

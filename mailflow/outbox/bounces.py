@@ -11,11 +11,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.db.models import OutboxMessage, OutboxState, Ticket
+from mailflow.db.models import OutboxMessage, Ticket
 from mailflow.mail.addresses import split_tag, with_tag
 from mailflow.mail.dsn import Bounce
+from mailflow.outbox.queue import mark_failed
 from mailflow.tickets import ops
-from mailflow.tickets.events import DeliveryFailed, Event
+from mailflow.tickets.events import Event
 from mailflow.tokens import Signer
 
 _VERP = re.compile(r"^bounce-(\d{1,12})-([a-z2-7]+)$")
@@ -47,7 +48,9 @@ async def _rows(
     ids = [i for i in (outbox_id_of(signer, r) for r in rcpt_tos) if i is not None]
     if ids:
         rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))).all()
-        return list(rows), "return path"
+        if rows:
+            return list(rows), "return path"
+        # Signed by us, but naming no row (a restored database): try the quoted Message-ID.
     if report.message_ids:
         rows = (
             await session.scalars(
@@ -62,6 +65,8 @@ async def apply(
     session: AsyncSession, signer: Signer, report: Bounce, rcpt_tos: Sequence[str], now: datetime
 ) -> Applied:
     """Mark the bounced outbox rows failed and say so on their tickets."""
+    if report.delivered:
+        return Applied("a report of successful delivery; nothing to record")
     rows, how = await _rows(session, signer, report, rcpt_tos)
     if not rows:
         return Applied(f"matches none of our mail ({report.diagnostic})")
@@ -81,20 +86,9 @@ async def apply(
                     error=report.diagnostic,
                 )
             continue
-        row.state = OutboxState.FAILED
-        row.last_error = f"bounced: {report.diagnostic}"
-        if ticket is not None:
-            ops.record(
-                session,
-                ticket,
-                actor,
-                "delivery_failed",
-                now,
-                outbox=row.id,
-                to=row.rcpt_tos,
-                error=row.last_error,
-            )
-            applied.events.append(
-                DeliveryFailed(ticket_id=ticket.id, outbox_id=row.id, diagnostic=report.diagnostic)
-            )
+        # As when the relay refuses it, and with the same guard: no event for mail to an
+        # agent, or an agent's dead mailbox would be written to again at every bounce.
+        applied.events += await mark_failed(
+            session, row.id, f"bounced: {report.diagnostic}", actor, now
+        )
     return applied

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.db.models import Agent, OutboxMessage, OutboxState, Ticket
@@ -43,6 +44,9 @@ async def enqueue(
     now: datetime,
 ) -> OutboxMessage:
     message_id = str(message["Message-ID"]).strip().strip("<>")
+    # zoë@example.com cannot be written in ASCII: such mail goes out as SMTPUTF8 (RFC 6531),
+    # its headers in UTF-8, rather than with an encoded word where an address should be.
+    international = needs_smtputf8(mail_from, rcpt_tos)
     row = OutboxMessage(
         ticket_id=ticket.id if ticket else None,
         created_at=now,
@@ -50,7 +54,7 @@ async def enqueue(
         mail_from=mail_from,
         rcpt_tos=rcpt_tos,
         message_id=message_id,
-        raw=message.as_bytes(policy=policy.SMTP),
+        raw=message.as_bytes(policy=policy.SMTPUTF8 if international else policy.SMTP),
         state=OutboxState.PENDING,
         attempts=0,
         next_attempt_at=now,
@@ -63,6 +67,10 @@ async def enqueue(
             session, ticket, actor, "mail_queued", now, outbox=row.id, purpose=purpose, to=rcpt_tos
         )
     return row
+
+
+def needs_smtputf8(mail_from: str, rcpt_tos: Sequence[str]) -> bool:
+    return not all(address.isascii() for address in (mail_from, *rcpt_tos))
 
 
 def backoff(attempts: int, initial: timedelta, maximum: timedelta) -> timedelta:
@@ -116,10 +124,16 @@ async def next_due(db: Database) -> datetime | None:
         )
 
 
+def _still_sending(claimed: Claimed) -> ColumnElement[bool]:
+    """The row as the sender left it: a bounce that came back while the relay's answer was
+    still on its way has marked it failed, and that stands."""
+    return and_(OutboxMessage.id == claimed.id, OutboxMessage.state == OutboxState.SENDING)
+
+
 async def mark_sent(session: AsyncSession, claimed: Claimed, now: datetime, note: str) -> None:
     await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == claimed.id)
+        .where(_still_sending(claimed))
         .values(state=OutboxState.SENT, sent_at=now, locked_until=None, last_error=note)
     )
 
@@ -129,7 +143,7 @@ async def mark_retry(
 ) -> None:
     await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == claimed.id)
+        .where(_still_sending(claimed))
         .values(
             state=OutboxState.PENDING,
             next_attempt_at=next_attempt_at,
@@ -146,13 +160,61 @@ async def mark_failed(
     row = await session.get(OutboxMessage, outbox_id)
     assert row is not None
     row.state, row.locked_until, row.last_error = OutboxState.FAILED, None, error
+    return await _failure_noted(session, row, row.rcpt_tos, error, actor, now)
+
+
+async def recipients_failed(
+    session: AsyncSession,
+    claimed: Claimed,
+    refused: list[str],
+    error: str,
+    actor: Actor,
+    now: datetime,
+) -> list[Event]:
+    """The relay took the mail but refused some recipients for good (a Cc that does not
+    exist): the mail is sent, and the ticket says who did not get it."""
+    row = await session.get(OutboxMessage, claimed.id)
+    assert row is not None
+    return await _failure_noted(session, row, refused, error, actor, now)
+
+
+async def split_off(
+    session: AsyncSession, claimed: Claimed, deferred: list[str], error: str, next_at: datetime
+) -> None:
+    """Recipients the relay put off (4xx) while it took the others: a row of their own, on
+    the usual backoff, so that they get the mail once and the others not twice."""
+    row = await session.get(OutboxMessage, claimed.id)
+    assert row is not None
+    session.add(
+        OutboxMessage(
+            ticket_id=row.ticket_id,
+            created_at=row.created_at,
+            purpose=row.purpose,
+            mail_from=row.mail_from,
+            rcpt_tos=deferred,
+            message_id=row.message_id,
+            raw=row.raw,
+            state=OutboxState.PENDING,
+            attempts=row.attempts,
+            next_attempt_at=next_at,
+            last_error=error,
+        )
+    )
+
+
+async def _failure_noted(
+    session: AsyncSession,
+    row: OutboxMessage,
+    rcpt_tos: list[str],
+    error: str,
+    actor: Actor,
+    now: datetime,
+) -> list[Event]:
     ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id else None
     if ticket is None:
         return []
-    record(
-        session, ticket, actor, "delivery_failed", now, outbox=row.id, to=row.rcpt_tos, error=error
-    )
-    to_agent = await session.scalar(select(Agent.id).where(Agent.email.in_(row.rcpt_tos)))
+    record(session, ticket, actor, "delivery_failed", now, outbox=row.id, to=rcpt_tos, error=error)
+    to_agent = await session.scalar(select(Agent.id).where(Agent.email.in_(rcpt_tos)))
     if to_agent is not None:
         return []  # telling the agents that mail to an agent failed could loop on its own
     return [DeliveryFailed(ticket_id=ticket.id, outbox_id=row.id, diagnostic=error)]

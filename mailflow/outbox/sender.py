@@ -5,13 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.app import App
-from mailflow.outbox.queue import Claimed, backoff, claim_due, mark_failed, mark_retry, mark_sent
-from mailflow.outbox.transports import PermanentFailure, TemporaryFailure, Transport
+from mailflow.outbox.queue import (
+    Claimed,
+    backoff,
+    claim_due,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    recipients_failed,
+    split_off,
+)
+from mailflow.outbox.transports import PermanentFailure, Refusal, TemporaryFailure, Transport
 from mailflow.tickets import ops
+from mailflow.tickets.events import Event
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +85,8 @@ class Sender:
 
     async def _deliver(self, mail: Claimed) -> Attempt:
         try:
-            return Attempt(note=await self.transport.send(mail))
+            sent = await self.transport.send(mail)
+            return Attempt(note=sent.note, refused=sent.refused)
         except PermanentFailure as exc:
             return Attempt(error=str(exc), permanent=True)
         except TemporaryFailure as exc:
@@ -83,40 +96,77 @@ class Sender:
             return Attempt(error=f"{type(exc).__name__}: {exc}")
 
     async def _settle(self, results: list[tuple[Claimed, Attempt]]) -> None:
-        outbox = self.app.config.outbox
+        """Record every result in one transaction, then run the rules for the failures in
+        another: a rule that breaks must not undo the record of mail already delivered
+        (which would send it again when the lease runs out)."""
         now = self.app.clock.now()
-        actor = ops.Actor.system("outbox")
         async with self.app.db.transaction() as session:
             events = []
             for mail, attempt in results:
-                if attempt.error is None:
-                    await mark_sent(session, mail, now, attempt.note)
-                    log.info(
-                        "outbox.sent", outbox=mail.id, ticket=mail.ticket_id, to=list(mail.rcpt_tos)
-                    )
-                    continue
-                next_at = now + backoff(mail.attempts, outbox.retry_initial, outbox.retry_max)
-                if attempt.permanent or next_at - mail.created_at > outbox.give_up_after:
-                    error = (
-                        attempt.error
-                        if attempt.permanent
-                        else (f"gave up after {mail.attempts} attempts: {attempt.error}")
-                    )
-                    events += await mark_failed(session, mail.id, error, actor, now)
-                    log.error("outbox.failed", outbox=mail.id, ticket=mail.ticket_id, error=error)
-                    continue
-                await mark_retry(session, mail, attempt.error, next_at)
-                log.warning(
-                    "outbox.retry",
-                    outbox=mail.id,
-                    ticket=mail.ticket_id,
-                    error=attempt.error,
-                    attempts=mail.attempts,
-                    next_attempt=next_at.isoformat(),
-                )
-            await self.app.engine.run(session, events, now)
-        if events:
-            self.wake()  # rules may have queued mail about the failures
+                events += await self._record(session, mail, attempt, now)
+        if not events:
+            return
+        try:
+            async with self.app.db.transaction() as session:
+                await self.app.engine.run(session, events, now)
+        except Exception:  # the edge: the deliveries stand; the rules' failure is logged
+            tickets = sorted({e.ticket_id for e in events})
+            log.exception("outbox.failure_rules_failed", tickets=tickets)
+        self.wake()  # rules may have queued mail about the failures
+
+    async def _record(
+        self, session: AsyncSession, mail: Claimed, attempt: Attempt, now: datetime
+    ) -> list[Event]:
+        outbox = self.app.config.outbox
+        actor = ops.Actor.system("outbox")
+        next_at = now + backoff(mail.attempts, outbox.retry_initial, outbox.retry_max)
+        if attempt.error is None:
+            await mark_sent(session, mail, now, attempt.note)
+            log.info("outbox.sent", outbox=mail.id, ticket=mail.ticket_id, to=list(mail.rcpt_tos))
+            return await self._refusals(session, mail, attempt.refused, next_at, now)
+        if attempt.permanent or next_at - mail.created_at > outbox.give_up_after:
+            error = (
+                attempt.error
+                if attempt.permanent
+                else f"gave up after {mail.attempts} attempts: {attempt.error}"
+            )
+            log.error("outbox.failed", outbox=mail.id, ticket=mail.ticket_id, error=error)
+            return await mark_failed(session, mail.id, error, actor, now)
+        await mark_retry(session, mail, attempt.error, next_at)
+        log.warning(
+            "outbox.retry",
+            outbox=mail.id,
+            ticket=mail.ticket_id,
+            error=attempt.error,
+            attempts=mail.attempts,
+            next_attempt=next_at.isoformat(),
+        )
+        return []
+
+    async def _refusals(
+        self,
+        session: AsyncSession,
+        mail: Claimed,
+        refused: tuple[Refusal, ...],
+        next_at: datetime,
+        now: datetime,
+    ) -> list[Event]:
+        """Recipients the relay refused while it took the mail for the others: for good
+        (on the ticket, and to the rules), or for now (a row of their own, retried)."""
+        lost = [r for r in refused if r.permanent]
+        later = [r for r in refused if not r.permanent]
+        if later:
+            error = "; ".join(map(str, later))
+            await split_off(session, mail, [r.address for r in later], error, next_at)
+            log.warning(
+                "outbox.recipients_deferred", outbox=mail.id, ticket=mail.ticket_id, error=error
+            )
+        if not lost:
+            return []
+        error = "; ".join(map(str, lost))
+        log.error("outbox.recipients_refused", outbox=mail.id, ticket=mail.ticket_id, error=error)
+        actor = ops.Actor.system("outbox")
+        return await recipients_failed(session, mail, [r.address for r in lost], error, actor, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +176,4 @@ class Attempt:
     note: str = ""
     error: str | None = None
     permanent: bool = False
+    refused: tuple[Refusal, ...] = ()  # recipients refused while the others were taken

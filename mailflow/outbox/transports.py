@@ -7,6 +7,7 @@ import hashlib
 import os
 import socket
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,7 +15,7 @@ import aiosmtplib
 
 from mailflow.config import Config, RelayConfig
 from mailflow.credentials import CredentialError, check_secret_files, login_for
-from mailflow.outbox.queue import Claimed
+from mailflow.outbox.queue import Claimed, needs_smtputf8
 
 
 class TemporaryFailure(Exception):
@@ -25,9 +26,32 @@ class PermanentFailure(Exception):
     """Do not try again (5xx)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One recipient the relay would not take while it took the others."""
+
+    address: str
+    code: int
+    message: str
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.code} {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    note: str
+    refused: tuple[Refusal, ...] = ()
+
+
 class Transport(Protocol):
-    async def send(self, mail: Claimed) -> str:
-        """Deliver one message; return a note for the record, or raise one of the failures."""
+    async def send(self, mail: Claimed) -> Sent:
+        """Deliver one message to the recipients the transport takes (saying which it
+        refused), or raise one of the failures."""
         ...
 
 
@@ -55,9 +79,9 @@ class MaildirTransport:
         temporary.rename(final)
         return f"written to {final}"
 
-    async def send(self, mail: Claimed) -> str:
+    async def send(self, mail: Claimed) -> Sent:
         try:
-            return await asyncio.to_thread(self._deliver, mail)
+            return Sent(await asyncio.to_thread(self._deliver, mail))
         except OSError as exc:
             raise TemporaryFailure(f"maildir {self.directory}: {exc}") from exc
 
@@ -67,7 +91,7 @@ class SmtpRelay:
         self.relay = relay
         self.base = base
 
-    async def send(self, mail: Claimed) -> str:
+    async def send(self, mail: Claimed) -> Sent:
         relay = self.relay
         try:
             login = await login_for(relay, self.base)
@@ -83,6 +107,7 @@ class SmtpRelay:
                 mail.raw,
                 sender=mail.mail_from,
                 recipients=list(mail.rcpt_tos),
+                mail_options=["SMTPUTF8"] if needs_smtputf8(mail.mail_from, mail.rcpt_tos) else [],
                 hostname=relay.host,
                 port=relay.port,
                 use_tls=relay.security == "tls",
@@ -96,14 +121,20 @@ class SmtpRelay:
         except aiosmtplib.SMTPAuthenticationError as exc:
             # Our credentials, not this mail: keep it and retry until someone fixes them.
             raise TemporaryFailure(f"relay refused our login: {exc.code} {exc.message}") from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            if "SMTPUTF8" in str(exc).upper():  # no relay will be able to write it otherwise
+                raise PermanentFailure(
+                    f"the relay {relay.host} cannot take international addresses (SMTPUTF8)"
+                ) from exc
+            raise TemporaryFailure(f"{relay.host}:{relay.port}: {exc}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise _by_code(min(r.code for r in exc.recipients), str(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise _by_code(exc.code, f"{exc.code} {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
             raise TemporaryFailure(f"{relay.host}:{relay.port}: {exc}") from exc
-        refused = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in errors.items())
-        return f"{response}" + (f" (refused: {refused})" if refused else "")
+        refused = tuple(Refusal(rcpt, r.code, r.message) for rcpt, r in errors.items())
+        return Sent(str(response), refused)
 
 
 def _by_code(code: int, text: str) -> Exception:

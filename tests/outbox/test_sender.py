@@ -101,7 +101,7 @@ def _claimed(outbox_id: int, message_id: str | None = None) -> Claimed:
 async def test_maildir_writes_each_message_exactly_once(tmp_path: Path) -> None:
     transport = MaildirTransport(tmp_path / "sent")
     await transport.send(_claimed(7))
-    note = await transport.send(_claimed(7))
+    note = (await transport.send(_claimed(7))).note
     await transport.send(_claimed(8))
     # A recreated database numbers its outbox from 1 again: a different mail is still written.
     await transport.send(_claimed(7, message_id="other@example.com"))
