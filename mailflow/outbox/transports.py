@@ -127,6 +127,18 @@ class SmtpRelay:
                     f"the relay {relay.host} cannot take international addresses (SMTPUTF8)"
                 ) from exc
             raise TemporaryFailure(f"{relay.host}:{relay.port}: {exc}") from exc
+        except (aiosmtplib.SMTPConnectResponseError, aiosmtplib.SMTPHeloError) as exc:
+            # The relay refuses us, not this mail (554 at the greeting): keep every mail
+            # and retry, rather than fail the whole queue for a relay's setting.
+            raise TemporaryFailure(
+                f"relay {relay.host} refused us: {exc.code} {exc.message}"
+            ) from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
+            if exc.code == 552:  # this message's declared size
+                raise PermanentFailure(f"{exc.code} {exc.message}") from exc
+            raise TemporaryFailure(
+                f"relay {relay.host} refused our sender address: {exc.code} {exc.message}"
+            ) from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise _by_code(min(r.code for r in exc.recipients), str(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:

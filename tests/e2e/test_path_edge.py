@@ -1010,3 +1010,48 @@ async def test_success_report_is_not_recorded_as_a_delay(
     (row,) = await outbox(running)
     assert row.state is OutboxState.SENT
     assert "delivery_delayed" not in [h.action for h in await actions(running, 1)]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [b"554 5.7.1 no relaying for you\r\n"],  # at the greeting
+        [b"220 relay.test\r\n", b"250 relay.test\r\n", b"553 5.7.1 sender not allowed\r\n"],
+    ],
+    ids=["greeting", "sender"],
+)
+async def test_a_relay_that_refuses_us_fails_no_mail(
+    start_daemon: StartDaemon, script: list[bytes]
+) -> None:
+    """A 5xx at the greeting or at MAIL FROM is the relay's setting, not the mail: every
+    mail would fail at once. They wait, and go out once the relay is fixed."""
+    answered = asyncio.Event()
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for line in script:
+            if line is not script[0]:
+                await reader.readline()  # the client's EHLO, then its MAIL FROM
+            writer.write(line)
+            await writer.drain()
+        answered.set()
+        await reader.read(1000)  # QUIT, or nothing
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        running = await start_daemon({"outbox": {"relay": {"port": port, "timeout": "5s"}}})
+        assert (await smtp_send(running.port, build_message()))[0] == 250
+        await asyncio.wait_for(answered.wait(), 20)
+
+        async def attempted() -> bool:
+            rows = await outbox(running)
+            return bool(rows) and rows[0].state is OutboxState.PENDING and rows[0].attempts >= 1
+
+        await wait_until(attempted, within=20)
+        (row,) = await outbox(running)
+        assert "refused" in row.last_error
+        assert "delivery_failed" not in [h.action for h in await actions(running, 1)]
+    finally:
+        server.close()
+        await server.wait_closed()
