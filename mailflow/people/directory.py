@@ -37,7 +37,8 @@ async def team_named(session: AsyncSession, name: str | None, now: datetime) -> 
 
 
 async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
-    """An active agent by address, by the part before the @, or by name, ignoring case."""
+    """An active agent by address, by the part before the @, or by name, ignoring case;
+    NotFound when the reference fits several and nothing tells them apart."""
     wanted = reference.strip().lower()
     agents = (await session.scalars(select(Agent).where(Agent.active))).all()
     keys: tuple[Callable[[Agent], str], ...] = (
@@ -45,10 +46,15 @@ async def find_agent(session: AsyncSession, reference: str) -> Agent | None:
         lambda a: a.email.partition("@")[0],
         lambda a: a.name.lower(),
     )
+    several: list[Agent] = []
     for key in keys:
         found = [a for a in agents if key(a) == wanted]
         if len(found) == 1:
             return found[0]
+        several = several or found
+    if several:
+        addresses = ", ".join(sorted(a.email for a in several))
+        raise NotFound(f"{reference!r} names several agents ({addresses}); write the address")
     return None
 
 

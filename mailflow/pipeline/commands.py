@@ -168,7 +168,10 @@ async def _found_or_nobody(
     """`nobody` (or `none`) clears; any other name must exist."""
     if argument.lower() in ("nobody", "none"):
         return None
-    found = await find()
+    try:
+        found = await find()
+    except directory.NotFound as exc:  # a name that fits several
+        raise Refused(str(exc)) from None
     if found is None:
         raise Refused(f"there is no {what} {argument!r}")
     return found
@@ -388,7 +391,9 @@ async def check_all(ctx: Context, commands: list[Command]) -> tuple[list[Apply],
             )
             continue
         if not may(ctx.actor.role, command.name, ctx.config):
-            problems.append(f"{command.line}: not allowed for a {ctx.actor.role.value}")
+            role = ctx.actor.role.value
+            article = "an" if role[0] in "aeiou" else "a"
+            problems.append(f"{command.line}: not allowed for {article} {role}")
             continue
         try:
             appliers.append(await CHECKS[command.name](ctx, command.argument))

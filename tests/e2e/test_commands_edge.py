@@ -256,6 +256,23 @@ async def test_assigning_an_inactive_agent_is_refused(
     assert (ticket.assignee_id, ticket.status) == (None, "open")
 
 
+async def test_a_name_that_fits_two_agents_is_refused_naming_both(
+    start_daemon: StartDaemon, relay_sink: RelaySink
+) -> None:
+    running, notice = await _staffed(start_daemon, relay_sink)
+    await add_agent(running.app, "carol@night.test", "Carol")  # another Carol, another team
+    before = len(relay_sink.received)
+    await answer_notice(running, notice, "alice@staff.test", "#assign carol")
+    await relay_sink.wait_for(before + 1)
+    error = relay_sink.received[before].text
+    assert "'carol' names several agents (carol@night.test, carol@staff.test)" in error
+    assert (await get_ticket(running.app, 1)).assignee_id is None
+    await answer_notice(running, notice, "alice@staff.test", "#assign carol@night.test")
+    ticket = await get_ticket(running.app, 1)
+    assert ticket.assignee is not None
+    assert ticket.assignee.email == "carol@night.test", "the address tells them apart"
+
+
 async def test_an_operator_may_not_change_the_usergroup_but_an_admin_may(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
@@ -265,7 +282,7 @@ async def test_an_operator_may_not_change_the_usergroup_but_an_admin_may(
     before = len(relay_sink.received)
     await answer_notice(running, bobs, "bob@staff.test", "#usergroup acme\n#priority high")
     await relay_sink.wait_for(before + 1)
-    assert "#usergroup acme: not allowed for a operator" in relay_sink.received[before].text
+    assert "#usergroup acme: not allowed for an operator" in relay_sink.received[before].text
     ticket = await get_ticket(running.app, 1)
     assert (ticket.usergroup_id, ticket.priority) == (None, "normal")
     await answer_notice(running, notice, "alice@staff.test", "#usergroup ACME")
