@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +31,15 @@ _UNITS_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _UNITS_BYTES = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024**2, "m": 1024**2, "gb": 1024**3}
 
 
+class KeyedProblem(ValueError):
+    """A check across several keys, saying which key to fix (pydantic gives such checks no
+    location of their own)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+
+
 class ConfigError(Exception):
     """A configuration problem a person can fix: names the file, the key and what is wrong."""
 
@@ -45,7 +55,7 @@ class ConfigError(Exception):
 def parse_duration(value: object) -> object:
     """Accept 90, "90s", "5m", "2h", "1d" (seconds when no unit)."""
     if isinstance(value, bool):
-        return value
+        raise ValueError(f"{value!r} is not a duration such as 90s, 5m, 2h or 1d")
     if isinstance(value, int | float):
         return timedelta(seconds=value)
     if isinstance(value, str):
@@ -79,7 +89,24 @@ def duration_or_none(value: object) -> timedelta | None:
     return parsed if isinstance(parsed, timedelta) else None
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero, such as 30s, 5m or 1h")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative (0 turns it off)")
+    return value
+
+
+# A zero or negative interval made the sweep and the sender spin, or switched the cap on
+# automatic mail off without a word: durations are longer than zero unless they may be 0.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_longer_than_zero)]
+DurationOrZero = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
+]
 Size = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -287,9 +314,9 @@ class ApprovalsConfig(Section):
     expire_after: Duration = timedelta(days=7)
     # A decision must come at least this long after its page was shown: link scanners that
     # submit forms (Safe Links) do so at once.
-    min_decision_delay: Duration = timedelta(seconds=2)
+    min_decision_delay: DurationOrZero = timedelta(seconds=2)
     # For this long after deciding, the approver may change the decision through the link.
-    change_window: Duration = timedelta(minutes=10)
+    change_window: DurationOrZero = timedelta(minutes=10)
 
 
 class FieldConfig(Section):
@@ -427,24 +454,26 @@ class Config(Section):
     @model_validator(mode="after")
     def _types_distinct(self) -> Config:
         names = [t.name for t in self.types]
-        if len(set(names)) != len(names):
-            raise ValueError(f"ticket type names repeat: {names}")
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise KeyedProblem(f"types[{index}].name", f"{name!r} names another type too")
         seen: dict[str, str] = {}
-        for ticket_type in self.types:
+        for index, ticket_type in enumerate(self.types):
             for address in ticket_type.addresses:
                 if address in seen:
-                    raise ValueError(
-                        f"{address} belongs to both {seen[address]!r} and {ticket_type.name!r}"
-                    )
+                    owner = seen[address]
+                    where = "twice" if owner == ticket_type.name else f"also in {owner!r}"
+                    raise KeyedProblem(f"types[{index}].addresses", f"{address} is listed {where}")
                 seen[address] = ticket_type.name
         names = [account.name for account in self.imap]
-        if len(set(names)) != len(names):
-            raise ValueError(f"imap account names repeat: {names}")
-        for account in self.imap:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise KeyedProblem(f"imap[{index}].name", f"{name!r} names another account too")
+        for index, account in enumerate(self.imap):
             if account.deliver_to and split_tag(account.deliver_to)[0] not in seen:
-                raise ValueError(
-                    f"imap account {account.name!r}: deliver_to {account.deliver_to} "
-                    "is not an address of any ticket type"
+                raise KeyedProblem(
+                    f"imap[{index}].deliver_to",
+                    f"{account.deliver_to} is not an address of any ticket type",
                 )
         return self
 
@@ -495,7 +524,11 @@ def from_mapping(data: dict[str, Any], source: str, base_dir: Path) -> Config:
         return Config.model_validate({**data, "base_dir": base_dir, "source": source})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(source, _key_path(first["loc"]), _describe(dict(first))) from None
+        key = _key_path(first["loc"])
+        keyed = first.get("ctx", {}).get("error")
+        if isinstance(keyed, KeyedProblem):
+            key = f"{key}.{keyed.key}" if key else keyed.key
+        raise ConfigError(source, key, _describe(dict(first))) from None
 
 
 def load_config(path: Path | None = None) -> Config:

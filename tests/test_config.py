@@ -80,7 +80,8 @@ def test_an_address_cannot_belong_to_two_types(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as error:
         load_config(path)
-    assert "help@example.org belongs to both 'a' and 'b'" in error.value.problem
+    assert error.value.key == "types[1].addresses"
+    assert error.value.problem == "help@example.org is listed also in 'a'"
 
 
 @pytest.mark.parametrize(
