@@ -135,6 +135,8 @@ def _rule(file: str, index: int, entry: Any, config: Config, renderer: Renderer)
     if "when" in entry and trigger not in TIME_TRIGGERS:
         raise problem(f"`when:` is for the time-based triggers ({', '.join(TIME_TRIGGERS)})")
     types = _types(entry.get("types", "all"), config, problem)
+    if types is not None and not types:
+        return None  # {with_status: S} and no declared type has S: nothing to do here
     scope = LoadScope(
         rule=name,
         trigger=trigger,
@@ -167,11 +169,20 @@ def _check_custom_fields(condition: Condition | None, config: Config) -> None:
 
 
 def _types(value: Any, config: Config, problem: Any) -> frozenset[str] | None:
+    """`all`, names, or {with_status: S}: every declared type that has status S, so that a
+    rule such as the shipped status flips fits whatever types an installation declares."""
     if value == "all":
         return None
+    if isinstance(value, dict) and set(value) == {"with_status"}:
+        status = value["with_status"]
+        if not isinstance(status, str) or not status:
+            raise problem("types: with_status names a status, e.g. {with_status: open}")
+        return frozenset(t.name for t in config.types if status in t.statuses)
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
-        raise problem("`types` must be `all`, a type name or a list of type names")
+        raise problem(
+            "`types` must be `all`, a type name, a list of type names or {with_status: S}"
+        )
     known = [t.name for t in config.types]
     for type_name in names:
         if type_name not in known:

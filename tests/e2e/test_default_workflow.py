@@ -185,7 +185,7 @@ async def test_disabling_the_auto_reply_in_a_copy_stops_the_auto_reply(
 async def test_editing_a_rule_in_a_copy_changes_the_status_it_sets(
     start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path
 ) -> None:
-    before = "    types: [ticket]\n    do:\n      - set_status: customer waiting\n"
+    before = "    do:\n      - set_status: customer waiting\n"
     assert DEFAULT_RULES.count(before) == 1
     edited = DEFAULT_RULES.replace(before, before.replace("customer waiting", "resolved"))
     running = await start_daemon(_copy(tmp_path, edited))
