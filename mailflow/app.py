@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailflow.automation.engine import Engine
 from mailflow.automation.schema import load_rules
 from mailflow.clock import Clock, SystemClock
-from mailflow.config import Config
+from mailflow.config import Config, ConfigError
 from mailflow.db.session import Database
 from mailflow.outbox.mailer import Mailer
 from mailflow.pipeline.addressbook import AddressBook
@@ -30,6 +30,17 @@ class App:
         check_views(config)
         self.db = Database.from_config(config)
         self._wake_sender: Callable[[], None] = lambda: None
+
+    def check_secret(self, *, create: bool) -> None:
+        """The instance secret, read (or, with `create`, made) now rather than at the first
+        mail to sign: a short secret or a path that cannot be written stops start-up."""
+        path = self.config.path(self.config.instance.secret_file)
+        if not create and not path.exists():
+            return
+        try:
+            self.signer.secret  # noqa: B018  (reading it is the check)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(self.config.source, "instance.secret_file", str(exc)) from None
 
     def _load_workflow(self) -> None:
         renderer = Renderer.from_config(self.config)

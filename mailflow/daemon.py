@@ -58,7 +58,10 @@ class Daemon:
             )
         if config.web.enabled:
             self.web = WebServer(self.app)
-            await self.web.start()
+            try:
+                await self.web.start()
+            except OSError as exc:
+                raise OSError(exc.errno, f"[web] {exc}") from exc
         self.scheduler.every(config.rules.sweep_interval, self.sweep, "rules-sweep")
         self.scheduler.start()
         log.info("daemon.started", database=self.app.db.url.render_as_string(hide_password=True))
@@ -66,7 +69,10 @@ class Daemon:
     async def _listen(self, channel: Channel) -> MailListener:
         listener = MailListener(self.app, self.inflight, channel)
         self.listeners.append(listener)
-        await listener.start()
+        try:
+            await listener.start()
+        except OSError as exc:  # which section to change: [smtp] or [lmtp]
+            raise OSError(exc.errno, f"[{channel.value}] {exc}") from exc
         return listener
 
     def reload(self) -> None:

@@ -57,6 +57,9 @@ class Renderer:
     @classmethod
     def from_config(cls, config: Config) -> Renderer:
         extra = [config.path(config.templates.dir)] if config.templates.dir else []
+        for directory in extra:  # a misspelt path would quietly leave the shipped texts in use
+            if not directory.is_dir():
+                raise TemplateProblem(str(directory), "templates directory does not exist")
         return cls([*extra, templates_dir()])
 
     def exists(self, name: str, type_name: str | None = None) -> bool:

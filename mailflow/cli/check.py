@@ -123,6 +123,7 @@ def register(cli: click.Group) -> None:
         """Validate the configuration, every rule and every template."""
         config = config_of(ctx)
         app = App(config)
+        app.check_secret(create=False)  # check creates nothing; run makes the secret
         rendered = 0
         for ticket_type in config.types:
             ticket = sample_ticket(ticket_type.name, ticket_type.default_status)

@@ -23,7 +23,7 @@ def register(cli: click.Group) -> None:
         async def work() -> None:
             db = Database.from_config(config)
             try:
-                await migrate.upgrade(db)
+                await migrate.ensure_current(db, config, upgrade_now=True)
             finally:
                 await db.dispose()
 

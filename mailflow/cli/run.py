@@ -20,6 +20,7 @@ def register(cli: click.Group) -> None:
         config = config_of(ctx)
         log.configure(config.log.level, config.log.format)
         app = App(config)
+        app.check_secret(create=True)
         try:
             run(run_until_signalled(Daemon(app)))
         except OSError as exc:

@@ -8,10 +8,12 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from mailflow.config import Config, ConfigError
-from mailflow.db.session import Database
+from mailflow.db.session import Database, DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,16 +46,28 @@ async def pending(db: Database) -> bool:
         return await connection.run_sync(current) != head
 
 
-async def ensure_current(db: Database, config: Config) -> None:
-    """Migrate when `auto_migrate` allows it; otherwise refuse to run on an old schema."""
-    if config.database.auto_migrate:
-        await upgrade(db)
-    elif await pending(db):
+async def ensure_current(db: Database, config: Config, *, upgrade_now: bool = False) -> None:
+    """Migrate when `auto_migrate` allows it; otherwise refuse to run on an old schema.
+    A database that cannot be opened, or whose schema is newer than this mailflow, is one
+    line naming it, not a traceback."""
+    try:
+        if upgrade_now or config.database.auto_migrate:
+            await upgrade(db)
+        elif await pending(db):
+            raise ConfigError(
+                config.source,
+                "database.auto_migrate",
+                "the schema is out of date; run `mailflow db upgrade`",
+            )
+    except CommandError as exc:  # "Can't locate revision …": a newer mailflow migrated it
         raise ConfigError(
             config.source,
-            "database.auto_migrate",
-            "the schema is out of date; run `mailflow db upgrade`",
-        )
+            "database.url",
+            f"the database's schema is not one this mailflow knows (a newer version's?): {exc}",
+        ) from None
+    except (DBAPIError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise DatabaseUnavailable(f"cannot open the database {db.url!r}: {cause}") from None
 
 
 def revision(connection: Connection, message: str) -> None:

@@ -76,7 +76,10 @@ class Database:
     def create_directory(self) -> None:
         """SQLite creates the file but not its directory (./var on first start)."""
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.url.database)
+            if path.is_dir():  # said before connecting: SQLite only says "unable to open"
+                raise DatabaseUnavailable(f"{path} is a directory, not an SQLite database file")
+            path.parent.mkdir(parents=True, exist_ok=True)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -139,6 +139,7 @@ def _workflow(tmp_path: Path, rules: str, templates: dict[str, str]) -> dict[str
     """Daemon settings: this rules file, these templates over the shipped ones, Berlin hours."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "rules.yaml").write_text(rules)
+    (tmp_path / "templates").mkdir()
     for name, text in templates.items():
         path = tmp_path / "templates" / f"{name}.txt.j2"
         path.parent.mkdir(parents=True, exist_ok=True)
