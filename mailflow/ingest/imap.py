@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any
 
 import aioimaplib
 import structlog
@@ -65,9 +67,9 @@ class FolderWatcher:
     async def _run(self) -> None:
         delay = BACKOFF_FIRST
         while not self._stop.is_set():
+            self._selected = False
             try:
-                await self._session()
-                delay = BACKOFF_FIRST
+                await self._until_lost()
             except (
                 imap.ImapError,
                 CredentialError,
@@ -88,6 +90,8 @@ class FolderWatcher:
                 self.log.exception("imap.failed", retry_in=round(delay, 1))
             if self._stop.is_set():
                 break
+            if self._selected:  # a session that worked: the next failure starts afresh
+                delay = BACKOFF_FIRST
             await self._sleep(delay * random.uniform(0.5, 1.5))  # jitter: no thundering herd
             delay = min(delay * 2, BACKOFF_MAX)
 
@@ -95,46 +99,98 @@ class FolderWatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
-    async def _session(self) -> None:
-        client = await imap.connect(self.account, self.app.config.base_dir)
+    async def _until_lost(self) -> None:
+        """A session, ended as soon as the server drops the connection: aioimaplib leaves a
+        command that was waiting for its answer to wait until its timeout (a minute)."""
+        lost = asyncio.Event()
+        session = asyncio.ensure_future(self._session(lost))
+        gone = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait({session, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not session.done():
+            session.cancel()  # a commit under way is shielded (InFlight) and completes
+            with contextlib.suppress(asyncio.CancelledError):
+                await session
+            raise imap.ImapError("the server closed the connection")
+        session.result()  # raises what ended it
+
+    async def _session(self, lost: asyncio.Event) -> None:
+        client = await imap.connect(
+            self.account, self.app.config.base_dir, on_lost=lambda _exc: lost.set()
+        )
         self.log.info("imap.connected")
         try:
             if self.account.after == "move" and self.account.move_to:
                 await imap.ensure_folder(client, self.account.move_to)
             uidvalidity = await imap.select(client, self.folder)
+            self._selected = True
             idle = self.account.mode == "idle" and client.has_capability("IDLE")
             while not self._stop.is_set():
-                await self._sync(client, uidvalidity)
+                # Again until nothing is new: mail that arrives during a batch is announced
+                # inside the batch's answers, and not again once IDLE starts.
+                while await self._sync(client, uidvalidity) and not self._stop.is_set():
+                    pass
                 if idle:
-                    await self._idle(client)
+                    await self._idle(client, lost)
                 else:
-                    await self._poll_wait()
+                    await self._poll_wait(lost)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.logout(), 5)
+            if lost.is_set():
+                imap.close(client)
+            else:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.logout(), 5)
 
-    async def _poll_wait(self) -> None:
+    async def _poll_wait(self, lost: asyncio.Event) -> None:
         self._wake.clear()
-        await self._wake.wait()
+        await self._first_of(lost, self._wake.wait())
 
-    async def _idle(self, client: aioimaplib.IMAP4) -> None:
-        """Wait for the server to announce new mail, the renewal time, or a stop."""
+    async def _idle(self, client: aioimaplib.IMAP4, lost: asyncio.Event) -> None:
+        """Wait for the server to announce new mail, the renewal time, a stop, or the end of
+        the connection."""
         idle = await client.idle_start(timeout=IDLE_RENEW_SECONDS + 30)
-        push = asyncio.ensure_future(client.wait_server_push(IDLE_RENEW_SECONDS))
-        stop = asyncio.ensure_future(self._stop.wait())
         try:
-            # `idle` itself ends early when the connection drops.
-            await asyncio.wait({push, stop, idle}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (push, stop):
-                waiter.cancel()
+            pushed = await self._first_of(
+                lost, client.wait_server_push(IDLE_RENEW_SECONDS), self._stop.wait(), keep=idle
+            )
+            if isinstance(pushed, list) and any(_is_bye(line) for line in pushed):
+                # "* BYE Selected mailbox was deleted": the server is about to hang up.
+                raise imap.ImapError("the server said BYE")
+        except (imap.ImapError, asyncio.CancelledError):
+            idle.cancel()  # its connection is gone; it would never end
+            raise
         if idle.done():
             idle.result()  # raises what ended it
             raise imap.ImapError("the server ended IDLE")
         client.idle_done()
         await asyncio.wait_for(idle, 10)
 
-    async def _sync(self, client: aioimaplib.IMAP4, uidvalidity: int) -> None:
+    @staticmethod
+    async def _first_of(
+        lost: asyncio.Event,
+        *waits: Coroutine[Any, Any, object],
+        keep: asyncio.Future[Any] | None = None,
+    ) -> object:
+        """Until the first of `waits` (or `keep`, which is left running) ends, or the
+        connection is lost, which is raised; the result of the wait that ended, if any."""
+        started = [asyncio.ensure_future(w) for w in (*waits, lost.wait())]
+        try:
+            watched = {*started, keep} if keep is not None else set(started)
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in started:
+                task.cancel()
+        if lost.is_set():
+            raise imap.ImapError("the server closed the connection")
+        for task in started[:-1]:
+            if task in done and not task.cancelled() and task.exception() is None:
+                return task.result()
+        return None
+
+    async def _sync(self, client: aioimaplib.IMAP4, uidvalidity: int) -> bool:
+        """Take what is new since the last UID; True when there was something."""
         state = await self._state(uidvalidity)
         await self._finish_committed(client, state.last_uid)
         uids = [
@@ -143,13 +199,14 @@ class FolderWatcher:
             if u > state.last_uid
         ]
         if not uids:
-            return
+            return False
         limit = self.app.config.smtp.max_message_size
         sizes = await imap.sizes(client, uids)
         for uid in uids:
             if self._stop.is_set():
-                return
+                break
             await self._take(client, uidvalidity, uid, sizes.get(uid, 0), limit)
+        return True
 
     async def _take(
         self, client: aioimaplib.IMAP4, uidvalidity: int, uid: int, size: int, limit: int
@@ -301,3 +358,9 @@ def watchers(app: App, inflight: InFlight) -> list[FolderWatcher]:
         for account in app.config.imap
         for folder in account.folders
     ]
+
+
+def _is_bye(line: object) -> bool:
+    return isinstance(line, bytes | bytearray) and bytes(line).lstrip(b"* ").upper().startswith(
+        b"BYE"
+    )

@@ -4,8 +4,10 @@ password or XOAUTH2, and read the few responses the folder watcher needs."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +58,13 @@ async def _starttls(client: aioimaplib.IMAP4, account: ImapAccountConfig) -> Non
     await protocol.capability()
 
 
-async def connect(account: ImapAccountConfig, base: Path) -> aioimaplib.IMAP4:
+async def connect(
+    account: ImapAccountConfig,
+    base: Path,
+    on_lost: Callable[[Exception | None], None] | None = None,
+) -> aioimaplib.IMAP4:
+    """A logged-in client; `on_lost` is called when the server closes the connection (an
+    IDLE would otherwise wait for its renewal before noticing)."""
     timeout = account.timeout.total_seconds()
     port = account.tcp_port
     client: aioimaplib.IMAP4
@@ -66,12 +74,22 @@ async def connect(account: ImapAccountConfig, base: Path) -> aioimaplib.IMAP4:
         )
     else:
         client = aioimaplib.IMAP4(account.host, port, timeout=timeout)
+    client.protocol.conn_lost_cb = on_lost  # IMAP4_SSL takes no conn_lost_cb argument
     try:
         await client.wait_hello_from_server()
     except (OSError, TimeoutError) as exc:
         raise ImapError(f"cannot connect to {account.host}:{port}: {exc}") from exc
-    if account.security == "starttls":
-        await _starttls(client, account)
+    try:
+        if account.security == "starttls":
+            await _starttls(client, account)
+        await _login(client, account, base)
+    except BaseException:  # a refused login must not leave its connection open
+        close(client)
+        raise
+    return client
+
+
+async def _login(client: aioimaplib.IMAP4, account: ImapAccountConfig, base: Path) -> None:
     login = await login_for(account, base)
     if login is None:
         raise ImapError("no username configured")
@@ -80,7 +98,13 @@ async def connect(account: ImapAccountConfig, base: Path) -> aioimaplib.IMAP4:
         _ok(await client.xoauth2(login.username, login.secret), "XOAUTH2 login")
     else:
         _ok(await client.login(login.username, login.secret), "login")
-    return client
+
+
+def close(client: aioimaplib.IMAP4) -> None:
+    """Drop the connection at once (no LOGOUT): for a connection that is of no more use."""
+    transport = getattr(client.protocol, "transport", None)
+    if transport is not None:
+        transport.close()
 
 
 async def select(client: aioimaplib.IMAP4, folder: str) -> int:
@@ -151,4 +175,27 @@ def _set(uids: list[int]) -> str:
 
 
 def _quoted(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A folder name as IMAP writes it: modified UTF-7 (RFC 3501 §5.1.3), quoted."""
+    name = modified_utf7(folder)
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def modified_utf7(name: str) -> str:
+    """ "Entwürfe" is "Entw&APw-rfe" on the wire; "&" is "&-"; printable ASCII stays."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            encoded = base64.b64encode("".join(run).encode("utf-16-be")).decode("ascii")
+            out.append("&" + encoded.rstrip("=").replace("/", ",") + "-")
+            run.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    flush()
+    return "".join(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 import structlog
 from aiosmtpd.lmtp import LMTP
@@ -147,5 +147,16 @@ class _TrackedSMTP(_Tracked, SMTP):
     pass
 
 
+# What aiosmtpd answers, once, when it refuses the data itself before our handler sees it.
+_DATA_REFUSALS = ("552 Error: Too much mail data", "500 Line too long (see RFC5321 4.5.3.1.6)")
+
+
 class _TrackedLMTP(_Tracked, LMTP):
-    pass
+    async def push(self, status: AnyStr) -> None:
+        """RFC 2033 §4.2: after DATA, a reply for every accepted recipient, also when the
+        message is refused as too large (an MTA waits for them all, then gives up)."""
+        text = status if isinstance(status, str) else status.decode("utf-8", "replace")
+        if text in _DATA_REFUSALS and self.envelope is not None:
+            for _ in self.envelope.rcpt_tos[1:]:
+                await super().push(status)
+        await super().push(status)
