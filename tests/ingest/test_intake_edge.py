@@ -227,7 +227,7 @@ async def test_a_folder_deleted_while_watched_does_not_end_the_watcher(
 
 
 async def test_a_wrong_password_is_retried_with_backoff_and_the_other_account_works(
-    start_daemon: StartDaemon, dovecot: Dovecot, capsys: pytest.CaptureFixture[str]
+    start_daemon: StartDaemon, dovecot: Dovecot
 ) -> None:
     settings = imap_settings(dovecot, folders=["Good"])
     bad = dict(settings["imap"][0], name="bad-box", password="wrong", folders=["INBOX"])
@@ -237,18 +237,14 @@ async def test_a_wrong_password_is_retried_with_backoff_and_the_other_account_wo
     started = loop.time()
     running = await start_daemon(settings)
     await _wait_tickets(running.app, 1)
-    refused: list[str] = []
 
-    async def retried() -> bool:
-        out = capsys.readouterr().out.splitlines()
-        refused.extend(line for line in out if "imap.disconnected" in line and "bad-box" in line)
-        return len(refused) >= 2
+    async def retried() -> bool:  # counted by the server: our log may go anywhere
+        return _logins(dovecot)[1] >= 2
 
     await wait_until(retried, within=20)
-    elapsed = loop.time() - started
+    failed, elapsed = _logins(dovecot)[1], loop.time() - started
     # The first retry waits 0.5–1.5 s, and each wait doubles: no tight loop.
-    assert len(refused) <= 2 + elapsed / 0.5, (len(refused), elapsed)
-    assert "AUTHENTICATIONFAILED" in refused[0]
+    assert failed <= 2 + elapsed / 0.5, (failed, elapsed)
     assert not running.daemon.stopped
     # The daemon goes on answering mail.
     code, _ = await smtp_send(running.port, build_message(message_id="<smtp@customer.test>"))
