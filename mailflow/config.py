@@ -80,8 +80,6 @@ def _parse_size(value: object) -> object:
 def duration_or_none(value: object) -> timedelta | None:
     """A duration written in a rule ("4h", "2d", 90), or None when it is not one, so that
     the rule loader can name the rule and key instead of passing on a ValueError."""
-    if isinstance(value, bool):
-        return None
     try:
         parsed = parse_duration(value)
     except ValueError:

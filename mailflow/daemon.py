@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Iterator
 
 import structlog
 
@@ -58,10 +60,8 @@ class Daemon:
             )
         if config.web.enabled:
             self.web = WebServer(self.app)
-            try:
+            with _naming("web"):
                 await self.web.start()
-            except OSError as exc:
-                raise OSError(exc.errno, f"[web] {exc}") from exc
         self.scheduler.every(config.rules.sweep_interval, self.sweep, "rules-sweep")
         self.scheduler.start()
         log.info("daemon.started", database=self.app.db.url.render_as_string(hide_password=True))
@@ -69,10 +69,8 @@ class Daemon:
     async def _listen(self, channel: Channel) -> MailListener:
         listener = MailListener(self.app, self.inflight, channel)
         self.listeners.append(listener)
-        try:
+        with _naming(channel.value):
             await listener.start()
-        except OSError as exc:  # which section to change: [smtp] or [lmtp]
-            raise OSError(exc.errno, f"[{channel.value}] {exc}") from exc
         return listener
 
     def reload(self) -> None:
@@ -126,3 +124,12 @@ async def run_until_signalled(daemon: Daemon) -> None:
         await stop.wait()
     finally:
         await daemon.stop()
+
+
+@contextlib.contextmanager
+def _naming(section: str) -> Iterator[None]:
+    """A listener that cannot start says which configuration section to change."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, f"[{section}] {exc}") from exc

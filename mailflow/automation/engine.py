@@ -59,9 +59,11 @@ class Engine:
         self, session: AsyncSession, ticket: Ticket, facts: Facts, now: datetime
     ) -> list[Event]:
         caused: list[Event] = []
-        for rule in self.rules.matching(facts.event.trigger, ticket.type):
-            if not rule.covers(ticket.type):
-                continue  # an earlier rule's set_type moved the ticket out of this rule's types
+        for rule in self.rules.rules:
+            # Tested against the type as it is now: an earlier rule's set_type may have moved
+            # the ticket out of this rule's types.
+            if not rule.applies(facts.event.trigger, ticket.type):
+                continue
             if rule.condition is not None and not rule.condition.holds(facts):
                 continue
             events, stop = await self._fire(session, rule, ticket, facts, now)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -133,9 +132,9 @@ class FolderWatcher:
                 while await self._sync(client, uidvalidity) and not self._stop.is_set():
                     pass
                 if idle:
-                    await self._idle(client, lost)
+                    await self._idle(client)
                 else:
-                    await self._poll_wait(lost)
+                    await self._poll_wait()
         finally:
             if lost.is_set():
                 imap.close(client)
@@ -143,19 +142,23 @@ class FolderWatcher:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.logout(), 5)
 
-    async def _poll_wait(self, lost: asyncio.Event) -> None:
+    async def _poll_wait(self) -> None:
         self._wake.clear()
-        await self._first_of(lost, self._wake.wait())
+        await self._wake.wait()
 
-    async def _idle(self, client: aioimaplib.IMAP4, lost: asyncio.Event) -> None:
-        """Wait for the server to announce new mail, the renewal time, a stop, or the end of
-        the connection."""
+    async def _idle(self, client: aioimaplib.IMAP4) -> None:
+        """Wait for the server to announce new mail, the renewal time, or a stop. A lost
+        connection cancels the whole session (`_until_lost`)."""
         idle = await client.idle_start(timeout=IDLE_RENEW_SECONDS + 30)
+        push = asyncio.ensure_future(client.wait_server_push(IDLE_RENEW_SECONDS))
+        stop = asyncio.ensure_future(self._stop.wait())
         try:
-            pushed = await self._first_of(
-                lost, client.wait_server_push(IDLE_RENEW_SECONDS), self._stop.wait(), keep=idle
-            )
-            if isinstance(pushed, list) and any(_is_bye(line) for line in pushed):
+            try:
+                await asyncio.wait({push, stop, idle}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (push, stop):
+                    waiter.cancel()
+            if _says_bye(push):
                 # "* BYE Selected mailbox was deleted": the server is about to hang up.
                 raise imap.ImapError("the server said BYE")
         except (imap.ImapError, asyncio.CancelledError):
@@ -166,28 +169,6 @@ class FolderWatcher:
             raise imap.ImapError("the server ended IDLE")
         client.idle_done()
         await asyncio.wait_for(idle, 10)
-
-    @staticmethod
-    async def _first_of(
-        lost: asyncio.Event,
-        *waits: Coroutine[Any, Any, object],
-        keep: asyncio.Future[Any] | None = None,
-    ) -> object:
-        """Until the first of `waits` (or `keep`, which is left running) ends, or the
-        connection is lost, which is raised; the result of the wait that ended, if any."""
-        started = [asyncio.ensure_future(w) for w in (*waits, lost.wait())]
-        try:
-            watched = {*started, keep} if keep is not None else set(started)
-            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in started:
-                task.cancel()
-        if lost.is_set():
-            raise imap.ImapError("the server closed the connection")
-        for task in started[:-1]:
-            if task in done and not task.cancelled() and task.exception() is None:
-                return task.result()
-        return None
 
     async def _sync(self, client: aioimaplib.IMAP4, uidvalidity: int) -> bool:
         """Take what is new since the last UID; True when there was something."""
@@ -360,7 +341,13 @@ def watchers(app: App, inflight: InFlight) -> list[FolderWatcher]:
     ]
 
 
-def _is_bye(line: object) -> bool:
-    return isinstance(line, bytes | bytearray) and bytes(line).lstrip(b"* ").upper().startswith(
-        b"BYE"
+def _says_bye(push: asyncio.Future[Any]) -> bool:
+    """Whether what the server pushed during IDLE was its goodbye."""
+    if not push.done() or push.cancelled() or push.exception() is not None:
+        return False
+    lines = push.result()
+    return isinstance(lines, list) and any(
+        bytes(line).lstrip(b"* ").upper().startswith(b"BYE")
+        for line in lines
+        if isinstance(line, bytes | bytearray)
     )

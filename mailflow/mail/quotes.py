@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from mailparser_reply import EmailReplyParser
 
@@ -52,14 +53,20 @@ def _cut_generic_quote(text: str) -> str:
     return "\n".join(lines[:end]).strip()
 
 
+def _replies(text: str) -> list[Any]:
+    """The parser's reading of a text, newest first; none when its regexes fail on
+    pathological input (the callers then judge the text itself)."""
+    try:
+        return list(_parser.read(text=text).replies)
+    except Exception:
+        return []
+
+
 def split_reply(text: str) -> Reply:
     """The part of a reply the sender wrote now; the whole text when nothing is quoted."""
     if not text.strip():
         return Reply("", "")
-    try:
-        replies = _parser.read(text=text).replies
-    except Exception:  # the parser's regexes on pathological input: keep everything
-        replies = []
+    replies = _replies(text)
     if not replies:
         return Reply(_cut_generic_quote(text) or text.strip(), "")
     first = replies[0]
@@ -74,10 +81,7 @@ def written_now(text: str) -> str:
     quote: the reply that carries only commands over the mail it answers says nothing."""
     if not text.strip():
         return ""
-    try:
-        replies = _parser.read(text=text).replies
-    except Exception:  # the parser's regexes on pathological input: judge the text itself
-        replies = []
+    replies = _replies(text)
     if replies and str(replies[0].headers).strip():
         return ""  # the text opens with a quoted mail's attribution or header block
     body = str(replies[0].body) if replies else text

@@ -92,18 +92,12 @@ class Context:
     intake: Intake
     ticket: Ticket
     actor: Actor
-    commands: tuple[Command, ...] = ()
+    # The type this message's own #type moves the ticket to, once that command is checked
+    # (it is checked first): a #status beside it names a status of the new type.
+    new_type: TicketTypeConfig | None = None
 
     def type_after(self) -> TicketTypeConfig:
-        """The ticket's type once this message's own #type is applied: a #status beside it
-        names a status of the new type."""
-        names = {t.name for t in self.config.types}
-        if not may(self.actor.role, "type", self.config):
-            return self.config.ticket_type(self.ticket.type)
-        for command in self.commands:
-            if command.name == "type" and command.argument.lower() in names:
-                return self.config.ticket_type(command.argument.lower())
-        return self.config.ticket_type(self.ticket.type)
+        return self.new_type or self.config.ticket_type(self.ticket.type)
 
     @property
     def config(self) -> Config:
@@ -209,7 +203,7 @@ async def _type(ctx: Context, argument: str) -> Apply:
     names = [t.name for t in ctx.config.types]
     if argument.lower() not in names:
         raise Refused(f"{argument!r} is not a ticket type; use one of: {', '.join(names)}")
-    new_type = ctx.config.ticket_type(argument.lower())
+    new_type = ctx.new_type = ctx.config.ticket_type(argument.lower())
 
     async def apply() -> list[Event]:
         return ops.change_type(
@@ -382,7 +376,6 @@ async def check_all(ctx: Context, commands: list[Command]) -> tuple[list[Apply],
     """Every command checked; the appliers when all are good, else every problem found."""
     appliers: list[Apply] = []
     problems: list[str] = []
-    ctx.commands = tuple(commands)
     # #type goes first, so that a #status beside it is set in the new type's statuses.
     for command in sorted(commands, key=lambda c: c.name != "type"):
         if command.name not in CHECKS:
