@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import struct
 from collections.abc import Awaitable, Callable
@@ -11,12 +12,16 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from mailflow.app import App
+from mailflow.cli import cli
 from mailflow.db.models import Agent, History, Ticket
-from mailflow.db.people import AgentRole
+from mailflow.db.people import AgentRole, Usergroup, UsergroupMember
+from mailflow.mail.addresses import Mailbox
 from mailflow.people.directory import team_named
+from mailflow.tickets import ops
 
 if TYPE_CHECKING:
     from tests.conftest import Received, Running
@@ -146,6 +151,41 @@ async def answer_notice(running: Running, notice: Received, sender: str, body: s
         in_reply_to=notice.message["Message-ID"],
     )
     assert (await smtp_send(running.port, message, mail_from=sender))[0] == 250
+
+
+async def add_usergroup(
+    app: App, name: str, members: dict[str, bool], *, default: bool = False
+) -> None:
+    """A usergroup with members (address → supervisor?); `default`: their default one."""
+    now = app.clock.now()
+    async with app.db.transaction() as session:
+        usergroup = Usergroup(name=name, title=name.title(), created_at=now, fields={})
+        session.add(usergroup)
+        await session.flush()
+        for address, supervisor in members.items():
+            customer = await ops.customer_for(session, Mailbox("", address), now)
+            session.add(
+                UsergroupMember(
+                    usergroup_id=usergroup.id,
+                    customer_id=customer.id,
+                    supervisor=supervisor,
+                    is_default=default,
+                    created_at=now,
+                )
+            )
+
+
+async def mailflow_cli(config: Path, *args: str) -> Result:
+    """`mailflow --config CONFIG ARGS`: the CLI runs its own event loop, so off this one,
+    in a thread."""
+    return await asyncio.to_thread(CliRunner().invoke, cli, ["--config", str(config), *args])
+
+
+def page_nonce(page: str) -> str:
+    """The one-time nonce an approval page issues with its form."""
+    found = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:

@@ -25,13 +25,14 @@ from mailflow.db.models import (
     OutboxMessage,
     Ticket,
 )
-from mailflow.db.people import Group, GroupMember, Usergroup, UsergroupMember
+from mailflow.db.people import Group, GroupMember, Usergroup
 from mailflow.mail.addresses import Mailbox
 from mailflow.render import Renderer
 from mailflow.tickets import ops
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
+    add_usergroup,
     all_rows,
     answer_notice,
     build_message,
@@ -99,26 +100,6 @@ async def _group(app: App, name: str, *emails: str) -> None:
         session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
 
 
-async def _usergroup(app: App, name: str, members: dict[str, bool]) -> None:
-    """members: address → supervisor?"""
-    now = app.clock.now()
-    async with app.db.transaction() as session:
-        usergroup = Usergroup(name=name, title=name.title(), created_at=now, fields={})
-        session.add(usergroup)
-        await session.flush()
-        for address, supervisor in members.items():
-            customer = await ops.customer_for(session, Mailbox("", address), now)
-            session.add(
-                UsergroupMember(
-                    usergroup_id=usergroup.id,
-                    customer_id=customer.id,
-                    supervisor=supervisor,
-                    is_default=True,
-                    created_at=now,
-                )
-            )
-
-
 # ---------------------------------------------------------------------------- send
 
 KINDS = {
@@ -175,7 +156,9 @@ async def test_send_reaches_each_kind_of_recipient(
         {**rules_dir(tmp_path, {"10-base.yaml": NOTIFY, "20-probe.yaml": probes}), **settings}
     )
     await _staff(running.app)
-    await _usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
+    await add_usergroup(
+        running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True}, default=True
+    )
     await _write(running, "mia@acme.test")
     await relay_sink.wait_for(4)
     (notice,) = relay_sink.to("alice@staff.test")

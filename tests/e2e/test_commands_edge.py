@@ -4,19 +4,16 @@ their usergroup or into private tickets, forged identities and the all-or-nothin
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select, update
 
 from mailflow.app import App
 from mailflow.db.models import Agent, Message, OutboxMessage, Participant, Ticket
-from mailflow.db.people import AgentRole, Group, GroupMember, Usergroup, UsergroupMember
-from mailflow.mail.addresses import Mailbox
+from mailflow.db.people import AgentRole, Group, GroupMember
 from mailflow.people import directory
-from mailflow.tickets import ops
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
+    add_usergroup,
     all_rows,
     answer_notice,
     build_message,
@@ -36,26 +33,6 @@ async def _group(app: App, name: str, *emails: str) -> None:
         session.add(group)
         await session.flush()
         session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
-
-
-async def _usergroup(app: App, name: str, members: dict[str, bool]) -> None:
-    """members: address → supervisor?"""
-    now: datetime = app.clock.now()
-    async with app.db.transaction() as session:
-        usergroup = Usergroup(name=name, title=name.title(), created_at=now, fields={})
-        session.add(usergroup)
-        await session.flush()
-        for address, supervisor in members.items():
-            customer = await ops.customer_for(session, Mailbox("", address), now)
-            session.add(
-                UsergroupMember(
-                    usergroup_id=usergroup.id,
-                    customer_id=customer.id,
-                    supervisor=supervisor,
-                    is_default=False,
-                    created_at=now,
-                )
-            )
 
 
 async def _outbox(app: App, purpose: str | None = None) -> list[OutboxMessage]:
@@ -86,7 +63,7 @@ async def _supervised(
     running = await start_daemon()
     await add_agent(running.app, "alice@staff.test", "Alice")
     await add_agent(running.app, "bob@staff.test", "Bob")
-    await _usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
+    await add_usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
     await smtp_send(
         running.port,
         build_message(sender="Mia <mia@acme.test>", subject=subject, message_id="<t1@acme.test>"),
@@ -277,7 +254,7 @@ async def test_an_operator_may_not_change_the_usergroup_but_an_admin_may(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running, notice = await _staffed(start_daemon, relay_sink)
-    await _usergroup(running.app, "acme", {"someone@acme.test": False})
+    await add_usergroup(running.app, "acme", {"someone@acme.test": False})
     (bobs,) = relay_sink.to("bob@staff.test")
     before = len(relay_sink.received)
     await answer_notice(running, bobs, "bob@staff.test", "#usergroup acme\n#priority high")
@@ -397,7 +374,7 @@ async def test_a_supervisor_may_only_close_reopen_assign_group_and_prioritise(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running, told = await _supervised(start_daemon, relay_sink)
-    await _usergroup(running.app, "globex", {})
+    await add_usergroup(running.app, "globex", {})
     body = (
         "#usergroup globex\n#type suggestion\n#cc boss@acme.test\n#private\n"
         "#assign me\n#status customer waiting\n#priority high\n\nPlease hurry."
@@ -473,7 +450,7 @@ async def test_a_supervisor_cannot_steer_another_usergroups_ticket_via_reference
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running, told = await _supervised(start_daemon, relay_sink)
-    await _usergroup(running.app, "globex", {"gus@globex.test": False})
+    await add_usergroup(running.app, "globex", {"gus@globex.test": False})
     # Gus of globex opens ticket 2 and copies Sam, who thus knows its Message-ID.
     await smtp_send(
         running.port,
@@ -525,7 +502,7 @@ async def test_a_supervisor_is_not_told_of_a_private_ticket_by_header(
 ) -> None:
     running = await start_daemon()
     await add_agent(running.app, "alice@staff.test", "Alice")
-    await _usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
+    await add_usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
     await smtp_send(
         running.port,
         build_message(

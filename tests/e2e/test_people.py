@@ -3,18 +3,15 @@ usergroups with supervisors, private tickets, and commands that are refused whol
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
 
 from mailflow.app import App
 from mailflow.db.models import Agent, Customer, History, Message, Ticket
-from mailflow.db.people import AgentRole, Group, GroupMember, Usergroup, UsergroupMember
-from mailflow.mail.addresses import Mailbox
-from mailflow.tickets import ops
+from mailflow.db.people import AgentRole, Group, GroupMember
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
+    add_usergroup,
     all_rows,
     answer_notice,
     build_message,
@@ -32,26 +29,6 @@ async def _group(app: App, name: str, *emails: str) -> None:
         session.add(group)
         await session.flush()
         session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
-
-
-async def _usergroup(app: App, name: str, members: dict[str, bool], default: bool = False) -> None:
-    """members: address → supervisor?"""
-    now: datetime = app.clock.now()
-    async with app.db.transaction() as session:
-        usergroup = Usergroup(name=name, title=name.title(), created_at=now, fields={})
-        session.add(usergroup)
-        await session.flush()
-        for address, supervisor in members.items():
-            customer = await ops.customer_for(session, Mailbox("", address), now)
-            session.add(
-                UsergroupMember(
-                    usergroup_id=usergroup.id,
-                    customer_id=customer.id,
-                    supervisor=supervisor,
-                    is_default=default,
-                    created_at=now,
-                )
-            )
 
 
 async def _staffed(start_daemon: StartDaemon, relay_sink: RelaySink) -> tuple[Running, Received]:
@@ -172,7 +149,7 @@ async def _supervised(
     running = await start_daemon()
     await add_agent(running.app, "alice@staff.test", "Alice")
     await add_agent(running.app, "bob@staff.test", "Bob")
-    await _usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
+    await add_usergroup(running.app, "acme", {"mia@acme.test": False, "sam@acme.test": True})
     await smtp_send(
         running.port,
         build_message(sender="Mia <mia@acme.test>", subject=subject),
@@ -235,8 +212,8 @@ async def test_a_private_ticket_is_kept_from_the_supervisor(
 
 async def test_the_address_tag_picks_among_several_usergroups(start_daemon: StartDaemon) -> None:
     running = await start_daemon()
-    await _usergroup(running.app, "acme", {"kim@both.test": False}, default=True)
-    await _usergroup(running.app, "marketing", {"kim@both.test": False})
+    await add_usergroup(running.app, "acme", {"kim@both.test": False}, default=True)
+    await add_usergroup(running.app, "marketing", {"kim@both.test": False})
     await smtp_send(
         running.port,
         build_message(sender="kim@both.test", to="support@example.com"),

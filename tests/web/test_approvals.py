@@ -4,19 +4,25 @@ scanners, forgers, latecomers and wrong tokens get nowhere. Also by reply."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from mailflow.automation.sweep import sweep
 from mailflow.clock import ManualClock
 from mailflow.db.models import History
 from mailflow.db.record import Approval, ApprovalState
 from tests.conftest import Received, RelaySink, Running, StartDaemon
-from tests.support import add_agent, all_rows, build_message, get_ticket, reply_address, smtp_send
+from tests.support import (
+    add_agent,
+    all_rows,
+    build_message,
+    get_ticket,
+    page_nonce,
+    reply_address,
+    smtp_send,
+)
 
 APPROVER = "boss@corp.test"
 RULES = """rules:
@@ -27,12 +33,6 @@ RULES = """rules:
     do:
       - set_status: resolved
 """
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _requested(
@@ -67,12 +67,6 @@ def _links(request: Received) -> tuple[str, str]:
     return approve.group(1), reject.group(1)
 
 
-def _nonce(page: str) -> str:
-    found = re.search(r'name="nonce" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
-
-
 async def _approval(running: Running) -> Approval:
     (approval,) = await all_rows(running.app, Approval)
     return approval
@@ -97,7 +91,7 @@ async def test_a_look_decides_nothing_and_a_considered_post_decides(
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert (await _approval(running)).state is ApprovalState.PENDING
 
-    form = {"nonce": _nonce(page), "decision": "approve", "comment": "Fine by me."}
+    form = {"nonce": page_nonce(page), "decision": "approve", "comment": "Fine by me."}
     async with http.post(approve_url.split("?")[0], data=form) as response:  # at once: a bot
         assert response.status == 400
         page = await response.text()
@@ -105,7 +99,7 @@ async def test_a_look_decides_nothing_and_a_considered_post_decides(
     assert (await _approval(running)).state is ApprovalState.PENDING
 
     clock.advance(timedelta(seconds=3))
-    form["nonce"] = _nonce(page)
+    form["nonce"] = page_nonce(page)
     async with http.post(
         approve_url.split("?")[0], data=form, headers={"User-Agent": "Considerate/1.0"}
     ) as response:
@@ -143,7 +137,7 @@ async def test_the_decision_can_be_changed_for_a_while_then_stands(
     url = reject_url.split("?")[0]
     for decision in ("approve", "reject"):
         async with http.get(url) as response:
-            nonce = _nonce(await response.text())
+            nonce = page_nonce(await response.text())
         clock.advance(timedelta(seconds=3))
         async with http.post(url, data={"nonce": nonce, "decision": decision}) as response:
             assert response.status == 200
@@ -202,7 +196,7 @@ async def test_a_post_from_another_site_or_without_a_nonce_decides_nothing(
     running, request = await _requested(start_daemon, relay_sink, clock, tmp_path)
     url = _links(request)[0].split("?")[0]
     async with http.get(url) as response:
-        nonce = _nonce(await response.text())
+        nonce = page_nonce(await response.text())
     clock.advance(timedelta(seconds=3))
     forged = {"nonce": nonce, "decision": "approve"}
     async with http.post(url, data=forged, headers={"Origin": "https://evil.test"}) as response:

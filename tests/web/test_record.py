@@ -3,37 +3,22 @@ activities with reminders at the right moment and only once, attachments, the hi
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from mailflow.automation.sweep import sweep
-from mailflow.cli import cli
 from mailflow.clock import ManualClock
 from mailflow.db.models import Agent, History, Ticket
 from mailflow.db.record import Activity, ActivityKind, TimeEntry
 from mailflow.tickets import activities
 from tests.conftest import Received, RelaySink, Running, StartDaemon
-from tests.support import add_agent, all_rows, build_message, get_ticket, smtp_send
-
-
-async def mailflow(config: Path, *args: str) -> Result:
-    """The CLI runs its own event loop: off this one, in a thread."""
-    return await asyncio.to_thread(CliRunner().invoke, cli, ["--config", str(config), *args])
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+from tests.support import add_agent, all_rows, build_message, get_ticket, mailflow_cli, smtp_send
 
 
 async def _ticket_with_notice(
@@ -105,13 +90,13 @@ async def test_time_spent_by_email_and_the_report(
         "--to",
         str(today + timedelta(days=1)),
     ]
-    by_agent = await mailflow(config, *args, "--by", "agent", "--csv")
+    by_agent = await mailflow_cli(config, *args, "--by", "agent", "--csv")
     assert list(csv.DictReader(io.StringIO(by_agent.output))) == [
         {"by": "alice@staff.test", "minutes": "135", "billable_minutes": "45", "hours": "2.25"}
     ]
-    by_customer = await mailflow(config, *args, "--by", "customer")
+    by_customer = await mailflow_cli(config, *args, "--by", "customer")
     assert "bob@customer.test" in by_customer.output
-    shown = await mailflow(config, "ticket", "show", "1")
+    shown = await mailflow_cli(config, "ticket", "show", "1")
     assert "Time spent: 135 minutes, 45 of them billable" in shown.output
 
 
@@ -173,11 +158,11 @@ async def test_attachments_are_listed_and_exported(
     await smtp_send(running.port, message)
     config = tmp_path / "cli.toml"
     config.write_text(f'[database]\nurl = "{database_url}"\n')
-    listed = (await mailflow(config, "attachment", "list", "1", "--format", "csv")).output
+    listed = (await mailflow_cli(config, "attachment", "list", "1", "--format", "csv")).output
     (row,) = list(csv.DictReader(io.StringIO(listed)))
     assert (row["filename"], row["content_type"], row["size"]) == ("app.log", "text/plain", "11")
     target = tmp_path / "out.log"
-    got = await mailflow(config, "attachment", "get", row["id"], "-o", str(target))
+    got = await mailflow_cli(config, "attachment", "get", row["id"], "-o", str(target))
     assert got.exit_code == 0, got.output
     assert target.read_bytes() == b"log line 1\n"
 

@@ -7,17 +7,14 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from click.testing import CliRunner, Result
 
 from mailflow.automation.sweep import sweep
-from mailflow.cli import cli
 from mailflow.clock import ManualClock
 from mailflow.db.models import InboundMessage, InboundState, Ticket
 from mailflow.db.record import (
@@ -36,23 +33,14 @@ from tests.support import (
     build_message,
     get_ticket,
     history_actions,
+    mailflow_cli,
+    page_nonce,
     reply_address,
     smtp_send,
 )
 
 APPROVER = "boss@corp.test"
 AGENT = "alice@staff.test"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def mailflow(config: Path, *args: str) -> Result:
-    """The CLI runs its own event loop: off this one, in a thread."""
-    return await asyncio.to_thread(CliRunner().invoke, cli, ["--config", str(config), *args])
 
 
 def cli_config(tmp_path: Path, database_url: str) -> Path:
@@ -118,16 +106,10 @@ def _url(request: Received) -> str:
     return found.group(1).split("?")[0]
 
 
-def _nonce(page: str) -> str:
-    found = re.search(r'name="nonce" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
-
-
 async def _view(http: aiohttp.ClientSession, url: str) -> str:
     async with http.get(url) as response:
         assert response.status == 200
-        return _nonce(await response.text())
+        return page_nonce(await response.text())
 
 
 async def _approvals(running: Running) -> list[Approval]:
@@ -175,13 +157,13 @@ async def test_several_approvals_per_ticket_and_the_pending_list(
     async with http.post(first, data={"nonce": nonce, "decision": "approve"}) as r:
         assert r.status == 200
     config = cli_config(tmp_path, database_url)
-    listed = await mailflow(config, "approvals", "--pending", "--format", "csv")
+    listed = await mailflow_cli(config, "approvals", "--pending", "--format", "csv")
     assert listed.exit_code == 0, listed.output
     rows = list(csv.DictReader(io.StringIO(listed.output)))
     assert [(r["ticket"], r["approver"], r["reason"]) for r in rows] == [
         ("1", "cfo@corp.test", "Discount")
     ]
-    everything = await mailflow(config, "approvals", "--format", "csv")
+    everything = await mailflow_cli(config, "approvals", "--format", "csv")
     assert len(list(csv.DictReader(io.StringIO(everything.output)))) == 2
 
 
@@ -569,8 +551,8 @@ async def test_purging_a_closed_ticket_takes_its_record_with_it(
 ) -> None:
     running, notice = await _ticket(start_daemon, relay_sink)
     config = cli_config(tmp_path, database_url)
-    assert (await mailflow(config, "group", "create", "billing")).exit_code == 0
-    joined = await mailflow(config, "group", "add-member", "billing", AGENT)
+    assert (await mailflow_cli(config, "group", "create", "billing")).exit_code == 0
+    joined = await mailflow_cli(config, "group", "add-member", "billing", AGENT)
     assert joined.exit_code == 0, joined.output
     await _ask(running, relay_sink, notice)
     await _agent_says(
@@ -579,7 +561,7 @@ async def test_purging_a_closed_ticket_takes_its_record_with_it(
         "#group billing\n#time 15m\n#resolution publish\n#status closed\n\nDone.",
     )
     assert (await get_ticket(running.app, 1)).status == "closed"
-    purged = await mailflow(config, "group", "delete", "billing", "--purge-closed")
+    purged = await mailflow_cli(config, "group", "delete", "billing", "--purge-closed")
     assert purged.exit_code == 0, (purged.output, purged.exception)
     assert "1 closed tickets deleted" in purged.output
     async with running.app.db.transaction() as session:
@@ -634,7 +616,7 @@ async def test_the_time_command_refuses_what_mail_refuses_plainly(
 ) -> None:
     await _ticket(start_daemon, relay_sink)
     config = cli_config(tmp_path, database_url)
-    result = await mailflow(config, "time", "1", spent, "--agent", AGENT)
+    result = await mailflow_cli(config, "time", "1", spent, "--agent", AGENT)
     assert result.exit_code == 2, (result.output, result.exception)
     assert "is not a time" in result.output
 
@@ -662,13 +644,13 @@ async def test_the_report_counts_whole_days_from_and_to(
         ("customer", "bob@customer.test"),
         ("usergroup", "(none)"),
     ):
-        result = await mailflow(config, *november, "--by", by, "--csv")
+        result = await mailflow_cli(config, *november, "--by", by, "--csv")
         assert result.exit_code == 0, result.output
         assert list(csv.DictReader(io.StringIO(result.output))) == [
             {"by": who, "minutes": "110", "billable_minutes": "110", "hours": "1.83"}
         ]
     one_day = ["report", "time", "--from", "2026-11-30", "--to", "2026-11-30", "--by", "agent"]
-    assert "100" in (await mailflow(config, *one_day, "--csv")).output
+    assert "100" in (await mailflow_cli(config, *one_day, "--csv")).output
 
 
 # ---------------------------------------------------------------------------- activities
@@ -697,7 +679,7 @@ async def test_a_reminder_in_the_past_is_refused_clearly(
         ("2020-01-01 10:00", "2020-01-01 09:00"),
         ("2020-01-01 10:00", _at(soon)),
     ):
-        result = await mailflow(
+        result = await mailflow_cli(
             config, "activity", "add", "1", "--title", "Call", "--at", at,
             "--remind-at", remind, "--by", AGENT,
         )  # fmt: skip
@@ -705,7 +687,7 @@ async def test_a_reminder_in_the_past_is_refused_clearly(
         assert "has passed" in result.output or "still to come" in result.output
         assert "Traceback" not in result.output
     assert await all_rows(running.app, Activity) == []
-    past = await mailflow(
+    past = await mailflow_cli(
         config, "activity", "add", "1", "--title", "Logged call", "--at",
         "2020-01-01 10:00", "--by", AGENT,
     )  # fmt: skip
@@ -717,7 +699,7 @@ async def test_a_reminder_after_the_activity_itself_is_refused(
 ) -> None:
     running, clock, config = await _cli_ticket(start_daemon, relay_sink, tmp_path, database_url)
     at, remind = clock.now() + timedelta(days=1), clock.now() + timedelta(days=2)
-    result = await mailflow(
+    result = await mailflow_cli(
         config, "activity", "add", "1", "--kind", "call", "--title", "Call Bob",
         "--at", _at(at), "--remind-at", _at(remind), "--by", AGENT,
     )  # fmt: skip
@@ -732,16 +714,16 @@ async def test_reminders_go_to_the_owner_of_the_moment_once_and_not_when_done(
     await add_agent(running.app, "carol@staff.test", "Carol", notify=False)
     now = clock.now()
     for title in ("Handed on", "Done early"):
-        added = await mailflow(
+        added = await mailflow_cli(
             config, "activity", "add", "1", "--kind", "call", "--title", title,
             "--at", _at(now + timedelta(hours=3)),
             "--remind-at", _at(now + timedelta(hours=2)), "--by", AGENT.upper(),
         )  # fmt: skip
         assert added.exit_code == 0, added.output
     handed, done = await all_rows(running.app, Activity)
-    moved = await mailflow(config, "activity", "owner", str(handed.id), "carol@staff.test")
+    moved = await mailflow_cli(config, "activity", "owner", str(handed.id), "carol@staff.test")
     assert moved.exit_code == 0, moved.output
-    assert (await mailflow(config, "activity", "done", str(done.id))).exit_code == 0
+    assert (await mailflow_cli(config, "activity", "done", str(done.id))).exit_code == 0
     before = len(relay_sink.received)
     clock.advance(timedelta(hours=2, minutes=1))
     assert await sweep(running.app) >= 1
@@ -751,7 +733,7 @@ async def test_reminders_go_to_the_owner_of_the_moment_once_and_not_when_done(
     assert len(relay_sink.received) == before + 1, "nothing for the activity done"
     clock.advance(timedelta(hours=5))
     assert await sweep(running.app) == 0
-    listed = await mailflow(config, "activity", "list", "--ticket", "1", "--open")
+    listed = await mailflow_cli(config, "activity", "list", "--ticket", "1", "--open")
     assert "Handed on" in listed.output
     assert "Done early" not in listed.output
 
@@ -761,7 +743,7 @@ async def test_activity_times_with_an_offset_are_kept_in_utc(
 ) -> None:
     running, clock, config = await _cli_ticket(start_daemon, relay_sink, tmp_path, database_url)
     day = (clock.now() + timedelta(days=30)).date()
-    added = await mailflow(
+    added = await mailflow_cli(
         config, "activity", "add", "1", "--title", "Visit",
         "--at", f"{day}T14:30+02:00", "--remind-at", f"{day}T06:00-05:00", "--by", AGENT,
     )  # fmt: skip
@@ -789,7 +771,7 @@ async def test_unknown_activities_and_tickets_are_plain_errors(
         ("time", "99", "45m", "--agent", AGENT),
         ("resolve", "99", "--text", "x", "--agent", AGENT),
     ):
-        result = await mailflow(config, *args)
+        result = await mailflow_cli(config, *args)
         assert result.exit_code == 1, (args, result.output, result.exception)
         assert result.output.startswith("Error: no "), (args, result.output)
     assert await all_rows(running.app, Activity) == []
@@ -800,14 +782,14 @@ async def test_an_activity_done_twice_keeps_its_first_time(
 ) -> None:
     running, clock, config = await _cli_ticket(start_daemon, relay_sink, tmp_path, database_url)
     later = _at(clock.now() + timedelta(days=1))
-    added = await mailflow(
+    added = await mailflow_cli(
         config, "activity", "add", "1", "--title", "x", "--at", later, "--by", AGENT
     )
     assert added.exit_code == 0
-    assert (await mailflow(config, "activity", "done", "1")).exit_code == 0
+    assert (await mailflow_cli(config, "activity", "done", "1")).exit_code == 0
     (first,) = await all_rows(running.app, Activity)
     await asyncio.sleep(1.1)
-    await mailflow(config, "activity", "done", "1")
+    await mailflow_cli(config, "activity", "done", "1")
     (second,) = await all_rows(running.app, Activity)
     assert second.done_at == first.done_at
     assert (await history_actions(running.app, 1)).count("activity_done") == 1
