@@ -112,6 +112,21 @@ async def _view(http: aiohttp.ClientSession, url: str) -> str:
         return page_nonce(await response.text())
 
 
+async def _read_for_a_while(
+    start_daemon: StartDaemon,
+    relay_sink: RelaySink,
+    clock: ManualClock,
+    http: aiohttp.ClientSession,
+) -> tuple[Running, str, str]:
+    """Ticket 1; Alice asks for an approval; the approver's page is shown and read for a
+    few seconds: the link and the page's nonce, ready for a decision."""
+    running, notice = await _ticket(start_daemon, relay_sink, clock)
+    url = _url(await _ask(running, relay_sink, notice))
+    nonce = await _view(http, url)
+    clock.advance(timedelta(seconds=3))
+    return running, url, nonce
+
+
 async def _approvals(running: Running) -> list[Approval]:
     return await all_rows(running.app, Approval)
 
@@ -279,10 +294,7 @@ async def test_after_the_change_window_a_held_form_changes_nothing(
     clock: ManualClock,
     http: aiohttp.ClientSession,
 ) -> None:
-    running, notice = await _ticket(start_daemon, relay_sink, clock)
-    url = _url(await _ask(running, relay_sink, notice))
-    nonce = await _view(http, url)
-    clock.advance(timedelta(seconds=3))
+    running, url, nonce = await _read_for_a_while(start_daemon, relay_sink, clock, http)
     async with http.post(url, data={"nonce": nonce, "decision": "approve"}) as r:
         assert r.status == 200
     held = await _view(http, url)  # the page, still open to a change of mind
@@ -305,10 +317,7 @@ async def test_a_comment_is_kept_escaped_everywhere(
     clock: ManualClock,
     http: aiohttp.ClientSession,
 ) -> None:
-    running, notice = await _ticket(start_daemon, relay_sink, clock)
-    url = _url(await _ask(running, relay_sink, notice))
-    nonce = await _view(http, url)
-    clock.advance(timedelta(seconds=3))
+    running, url, nonce = await _read_for_a_while(start_daemon, relay_sink, clock, http)
     comment = '</textarea><script>alert("x")</script><img src=x onerror=alert(1)>'
     form = {"nonce": nonce, "decision": "reject", "comment": comment}
     async with http.post(url, data=form) as r:
@@ -332,10 +341,7 @@ async def test_a_decided_approval_past_its_expiry_still_shows_the_decision(
     clock: ManualClock,
     http: aiohttp.ClientSession,
 ) -> None:
-    running, notice = await _ticket(start_daemon, relay_sink, clock)
-    url = _url(await _ask(running, relay_sink, notice))
-    nonce = await _view(http, url)
-    clock.advance(timedelta(seconds=3))
+    running, url, nonce = await _read_for_a_while(start_daemon, relay_sink, clock, http)
     async with http.post(url, data={"nonce": nonce, "decision": "approve"}) as r:
         assert r.status == 200
     told = len(await _mail_to(relay_sink, AGENT, 2))
@@ -802,10 +808,7 @@ async def test_a_double_submitted_form_decides_once(
     http: aiohttp.ClientSession,
 ) -> None:
     """A double click sends the same nonce twice at once: one decision, one notice."""
-    running, notice = await _ticket(start_daemon, relay_sink, clock)
-    url = _url(await _ask(running, relay_sink, notice))
-    nonce = await _view(http, url)
-    clock.advance(timedelta(seconds=3))
+    running, url, nonce = await _read_for_a_while(start_daemon, relay_sink, clock, http)
 
     async def post(decision: str) -> int:
         async with http.post(url, data={"nonce": nonce, "decision": decision}) as r:
