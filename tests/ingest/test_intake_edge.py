@@ -401,10 +401,11 @@ async def test_an_empty_message_is_quarantined_and_the_next_ones_still_come(
     assert quarantined[0].raw == b""
 
 
-async def test_a_message_over_the_limit_is_left_unread_on_the_server(
+async def test_a_message_over_the_limit_does_not_hold_up_the_next_one(
     start_daemon: StartDaemon, dovecot: Dovecot
 ) -> None:
-    """ "left in the mailbox" (the quarantine reason): someone must still see it there."""
+    """Quarantined and passed: the message after it is taken and marked, and neither is
+    fetched again."""
     big = build_message(
         subject="big", message_id="<big@customer.test>", body=("z" * 70 + "\n") * 200
     ).as_bytes()
