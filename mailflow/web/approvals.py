@@ -5,6 +5,7 @@ page again, the approver's choice and comment kept, and says why."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -49,6 +50,8 @@ async def submit(request: web.Request) -> web.Response:
         refusal = _foreign_origin(app, request) or _no_choice(choice) or spent
         if refusal:
             await session.refresh(approval)  # a POST running alongside may have decided it
+            if refusal is Refusal.OUT_OF_DATE and _decided_so(approval, choice, comment):
+                return _thanks(app, approval, ticket, request.path, now)  # a double click
             fresh = await approvals.issue_nonce(session, approval, now)
             return _form(app, approval, ticket, fresh, choice, comment, refusal)
         decision = approvals.Decision(
@@ -60,18 +63,30 @@ async def submit(request: web.Request) -> web.Response:
         )
         events = await approvals.decide(session, app.mailer, approval, decision, now)
         await app.engine.run(session, events, now)
-        result = page(
-            app,
-            "decided",
-            approval=approval,
-            ticket=ticket,
-            thanks=True,
-            changeable=approvals.open_to_decision(approval, now),
-            link=request.path,
-            lost="",
-        )
+        result = _thanks(app, approval, ticket, request.path, now)
     app.wake_sender()
     return result
+
+
+def _decided_so(approval: Approval, choice: str, comment: str) -> bool:
+    """Already decided just as this form asks: the second POST of a double click, which
+    Chromium sends when the clicks are far enough apart, answered as the first was."""
+    state = ApprovalState.APPROVED if choice == "approve" else ApprovalState.REJECTED
+    return approval.state is state and approval.comment == comment
+
+
+def _thanks(app: App, approval: Approval, ticket: Ticket, link: str, now: datetime) -> web.Response:
+    changeable = approvals.open_to_decision(approval, now)
+    return page(
+        app,
+        "decided",
+        approval=approval,
+        ticket=ticket,
+        thanks=True,
+        changeable=changeable,
+        link=link,
+        lost="",
+    )
 
 
 async def _found(session: AsyncSession, request: web.Request) -> tuple[Approval, Ticket]:

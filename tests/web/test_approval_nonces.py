@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from mailflow.db.record import ApprovalState
-from tests.support import page_nonce
+from tests.support import history_actions, page_nonce
 from tests.web.approving import READ, Approving, page_url, the_approval
 
 
@@ -107,3 +107,22 @@ async def test_a_post_from_another_origin_is_refused_with_the_right_nonce(
     assert status == 400
     assert "another site" in page
     assert (await the_approval(running)).state is ApprovalState.PENDING
+
+
+async def test_a_form_sent_twice_gets_the_first_answer_and_decides_once(
+    approving: Approving,
+) -> None:
+    """A double click, as Chromium sends it when the clicks are far enough apart."""
+    running, url, nonce = await approving.shown_and_read()
+    form = {"nonce": nonce, "decision": "approve", "comment": "Yes."}
+    for _ in range(2):
+        status, page = await approving.post(url, form)
+        assert status == 200
+        assert "Thank you" in page
+    status, page = await approving.post(url, {**form, "decision": "reject"})
+    assert status == 400, "not the same form: this one would change the decision"
+    assert "out of date" in page
+    actions = await history_actions(running.app, 1)
+    assert actions.count("approval_decided") == 1
+    assert "approval_changed" not in actions
+    assert (await the_approval(running)).state is ApprovalState.APPROVED
