@@ -287,9 +287,7 @@ class ExpiryNotice:
     sent_at: datetime | None = None
 
 
-async def expiry_notice(session: AsyncSession, approval: Approval) -> ExpiryNotice:
-    ticket = await session.get(Ticket, approval.ticket_id)
-    assert ticket is not None
+async def expiry_notice(session: AsyncSession, approval: Approval, ticket: Ticket) -> ExpiryNotice:
     agent = await _requester(session, ticket, approval)
     if agent is None or approval.state is not ApprovalState.EXPIRED:
         return ExpiryNotice(agent)

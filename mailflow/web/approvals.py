@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.app import App
@@ -30,7 +30,9 @@ async def show(request: web.Request) -> web.Response:
         approval, ticket = await _found(session, request)
         if not approvals.open_to_decision(approval, now):
             return await _closed(app, session, approval, ticket)
-        nonce = await approvals.issue_nonce(session, approval, now)
+        # A HEAD answer has no body to read a nonce from: the page's nonce stays as it is.
+        head = request.method == hdrs.METH_HEAD
+        nonce = "" if head else await approvals.issue_nonce(session, approval, now)
         choice = request.query.get("choice", "")
         return _form(app, approval, ticket, nonce, choice, approval.comment)
 
@@ -130,7 +132,7 @@ async def _closed(
     """No longer open to a decision: expired, or decided and past the change window."""
     lost = comment if comment != approval.comment else ""
     if approval.state in (ApprovalState.PENDING, ApprovalState.EXPIRED):
-        notice = await approvals.expiry_notice(session, approval)
+        notice = await approvals.expiry_notice(session, approval, ticket)
         return page(
             app, "expired", status=410, approval=approval, ticket=ticket, notice=notice, lost=lost
         )

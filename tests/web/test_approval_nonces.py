@@ -126,3 +126,13 @@ async def test_a_form_sent_twice_gets_the_first_answer_and_decides_once(
     assert actions.count("approval_decided") == 1
     assert "approval_changed" not in actions
     assert (await the_approval(running)).state is ApprovalState.APPROVED
+
+
+async def test_a_head_request_leaves_the_pages_nonce_alone(approving: Approving) -> None:
+    """Link checkers ask with HEAD; no one can read a nonce from that answer."""
+    running, url, nonce = await approving.shown_and_read()
+    async with approving.http.head(url) as response:
+        assert response.status == 200
+    status, _ = await approving.post(url, {"nonce": nonce, "decision": "approve"})
+    assert status == 200
+    assert (await the_approval(running)).state is ApprovalState.APPROVED
