@@ -47,7 +47,7 @@ async def test_a_form_sent_too_soon_comes_back_with_its_comment_and_a_clear_word
     status, page = await approving.post(url, form)
     assert status == 400
     assert "too quick" in page
-    assert "Nothing has been decided yet" in page
+    assert "Nothing has been decided yet. Your comment is kept below" in page
     assert f">{comment}</textarea>" in page
     assert 'value="approve" class="chosen"' in page, "the choice is kept too"
     assert (await the_approval(running)).state is ApprovalState.PENDING
