@@ -315,6 +315,17 @@ class ApprovalsConfig(Section):
     min_decision_delay: DurationOrZero = timedelta(seconds=2)
     # For this long after deciding, the approver may change the decision through the link.
     change_window: DurationOrZero = timedelta(minutes=10)
+    # How long a view of the decision page stays good to decide with; after that, pressing a
+    # button shows the page again (comment kept) to press once more.
+    page_expire_after: Duration = timedelta(minutes=30)
+
+    @model_validator(mode="after")
+    def _page_outlasts_the_delay(self) -> ApprovalsConfig:
+        if self.page_expire_after <= self.min_decision_delay:
+            raise KeyedProblem(
+                "page_expire_after", "must be longer than min_decision_delay, or no one can decide"
+            )
+        return self
 
 
 class FieldConfig(Section):

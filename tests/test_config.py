@@ -70,6 +70,14 @@ def test_default_status_must_be_one_of_the_statuses(tmp_path: Path) -> None:
     assert "default_status 'opne' is not one of the statuses" in error.value.problem
 
 
+def test_an_approval_page_must_outlast_the_decision_delay(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[approvals]\nmin_decision_delay = "5m"\npage_expire_after = "5m"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.key == "approvals.page_expire_after"
+    assert "longer than min_decision_delay" in error.value.problem
+
+
 def test_an_address_cannot_belong_to_two_types(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

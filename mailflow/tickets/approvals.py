@@ -4,22 +4,26 @@ tells whoever asked, and raises the approval_decided event for the rules."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
-from mailflow.db.models import ActorKind, Agent, Ticket
+from mailflow.db.models import ActorKind, Agent, History, OutboxMessage, OutboxState, Ticket
 from mailflow.db.record import Approval, ApprovalNonce, ApprovalState
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Mailer, Recipient, TemplateMail
 from mailflow.tickets import ops
 from mailflow.tickets.events import ApprovalDecided, Event
 from mailflow.tokens import Role
+
+# The outbox purpose of the mail that tells the requester the outcome.
+NOTICE_PURPOSE = "approval_decided"
 
 
 def digest(token: str) -> str:
@@ -106,7 +110,21 @@ def open_to_decision(approval: Approval, now: datetime) -> bool:
     return approval.changeable_until is not None and now < approval.changeable_until
 
 
+class Refusal(enum.StrEnum):
+    """Why a decision form was not taken; the page shows it again and says so in words."""
+
+    FOREIGN_SITE = "foreign_site"
+    NO_CHOICE = "no_choice"
+    NOT_THIS_PAGE = "not_this_page"
+    OUT_OF_DATE = "out_of_date"
+    PAGE_TOO_OLD = "page_too_old"
+    TOO_QUICK = "too_quick"
+
+
 async def issue_nonce(session: AsyncSession, approval: Approval, now: datetime) -> str:
+    """The nonce of a new view of the page; it replaces those of earlier views, so a form
+    left open in an old tab or held by a scanner decides nothing."""
+    await _spend(session, ApprovalNonce.approval_id == approval.id)
     nonce = secrets.token_urlsafe(24)
     session.add(ApprovalNonce(approval_id=approval.id, nonce_hash=digest(nonce), issued_at=now))
     return nonce
@@ -114,28 +132,36 @@ async def issue_nonce(session: AsyncSession, approval: Approval, now: datetime) 
 
 async def spend_nonce(
     session: AsyncSession, config: Config, approval: Approval, nonce: str, now: datetime
-) -> str | None:
-    """None when the nonce is good (and now spent); else why the form is refused."""
+) -> Refusal | None:
+    """Spend the page's nonce, whatever follows; None when it may decide, else why not."""
     row = await session.scalar(
         select(ApprovalNonce).where(
             ApprovalNonce.nonce_hash == digest(nonce), ApprovalNonce.approval_id == approval.id
         )
     )
-    if row is None or row.used:
-        return "this form has expired or was already sent; open the link again"
-    if now - row.issued_at < config.approvals.min_decision_delay:
-        return "that was too quick to be a person; please decide again"
-    # Spent in one conditional UPDATE: of a double click's two POSTs, running at once in two
+    if row is None:
+        return Refusal.NOT_THIS_PAGE
+    # One conditional UPDATE: of a double click's two POSTs, running at once in two
     # transactions, only one finds the nonce unused (PostgreSQL re-checks after the lock).
+    if row.used or not await _spend(session, ApprovalNonce.id == row.id):
+        return Refusal.OUT_OF_DATE
+    age = now - row.issued_at
+    if age >= config.approvals.page_expire_after:
+        return Refusal.PAGE_TOO_OLD
+    if age < config.approvals.min_decision_delay:
+        return Refusal.TOO_QUICK
+    return None
+
+
+async def _spend(session: AsyncSession, which: ColumnElement[bool]) -> int:
+    """Mark the unused nonces `which` selects as used; how many there were."""
     spent = await session.execute(
         update(ApprovalNonce)
-        .where(ApprovalNonce.id == row.id, ApprovalNonce.used.is_(False))
+        .where(which, ApprovalNonce.used.is_(False))
         .values(used=True)
         .execution_options(synchronize_session=False)
     )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
-        return "this form has expired or was already sent; open the link again"
-    return None
+    return int(spent.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,22 +251,59 @@ async def expire_due(session: AsyncSession, mailer: Mailer, now: datetime) -> li
     return events
 
 
-async def _tell_requester(
-    session: AsyncSession, mailer: Mailer, ticket: Ticket, approval: Approval, now: datetime
-) -> None:
-    """The agent who asked; when a rule asked, the ticket's assignee."""
+async def _requester(session: AsyncSession, ticket: Ticket, approval: Approval) -> Agent | None:
+    """Who is told of the outcome: the agent who asked; when a rule asked, the ticket's
+    assignee; no one when that agent is inactive."""
     agent = (
         await session.get(Agent, approval.requested_by_agent_id)
         if approval.requested_by_agent_id
         else ticket.assignee
     )
-    if agent is None or not agent.active:
+    return agent if agent is not None and agent.active else None
+
+
+async def _tell_requester(
+    session: AsyncSession, mailer: Mailer, ticket: Ticket, approval: Approval, now: datetime
+) -> None:
+    agent = await _requester(session, ticket, approval)
+    if agent is None:
         return
     mail = TemplateMail(
         template="agent/approval_decided",
         to=Recipient(ops.mailbox_of(agent), Role.AGENT, agent.id),
-        purpose="approval_decided",
+        purpose=NOTICE_PURPOSE,
         actor=ops.Actor.system("approvals"),
         context={"approval": approval},
     )
     await mailer.send(session, ticket, mail, now)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryNotice:
+    """Who is told by mail that a request expired (None: no one), and when that mail went
+    out (None: not yet), so that the expired page says only what is so."""
+
+    to: Agent | None
+    sent_at: datetime | None = None
+
+
+async def expiry_notice(session: AsyncSession, approval: Approval, ticket: Ticket) -> ExpiryNotice:
+    agent = await _requester(session, ticket, approval)
+    if agent is None or approval.state is not ApprovalState.EXPIRED:
+        return ExpiryNotice(agent)
+    # The sweep that expired it queued the notice at the moment it wrote the history.
+    expired = await session.execute(
+        select(History.at, History.details).where(
+            History.ticket_id == ticket.id, History.action == "approval_expired"
+        )
+    )
+    moments = [at for at, details in expired if details.get("approval") == approval.id]
+    sent = await session.execute(
+        select(OutboxMessage.sent_at, OutboxMessage.rcpt_tos).where(
+            OutboxMessage.ticket_id == ticket.id,
+            OutboxMessage.purpose == NOTICE_PURPOSE,
+            OutboxMessage.created_at.in_(moments),
+            OutboxMessage.state == OutboxState.SENT,
+        )
+    )
+    return ExpiryNotice(agent, next((at for at, to in sent if agent.email in to), None))

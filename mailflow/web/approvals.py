@@ -1,117 +1,158 @@
 """The approval link. GET shows the request and decides nothing (mail scanners and link
-previews fetch links); the decision is a POST from that page, carrying a one-time nonce
-issued with it, and not sooner than a person could have read it."""
+previews fetch links); the decision is a POST from that page, carrying the one-time nonce
+issued with it, and not sooner than a person could have read it. A refused POST shows the
+page again, the approver's choice and comment kept, and says why."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.app import App
 from mailflow.db.models import Ticket
 from mailflow.db.record import Approval, ApprovalState
 from mailflow.tickets import approvals
-from mailflow.web.pages import page
+from mailflow.tickets.approvals import Refusal
+from mailflow.web.pages import page, spoken
 from mailflow.web.server_key import APP_KEY
 
-
-def _app(request: web.Request) -> App:
-    return request.app[APP_KEY]
+CHOICES = ("approve", "reject")
+COMMENT_LIMIT = 5000
 
 
 async def show(request: web.Request) -> web.Response:
-    app = _app(request)
+    app = request.app[APP_KEY]
     now = app.clock.now()
     async with app.db.transaction() as session:
-        approval = await approvals.find(session, request.match_info["token"])
-        if approval is None:
-            raise web.HTTPNotFound()
-        ticket = await session.get(Ticket, approval.ticket_id)
+        approval, ticket = await _found(session, request)
         if not approvals.open_to_decision(approval, now):
-            return _closed(app, approval, now)
-        nonce = await approvals.issue_nonce(session, approval, now)
-        return page(
-            app,
-            "approval",
-            approval=approval,
-            ticket=ticket,
-            nonce=nonce,
-            choice=request.query.get("choice", ""),
-            pending=_pending(approval),
-        )
+            return await _closed(app, session, approval, ticket)
+        # A HEAD answer has no body to read a nonce from: the page's nonce stays as it is.
+        head = request.method == hdrs.METH_HEAD
+        nonce = "" if head else await approvals.issue_nonce(session, approval, now)
+        choice = request.query.get("choice", "")
+        return _form(app, approval, ticket, nonce, choice, approval.comment)
 
 
 async def submit(request: web.Request) -> web.Response:
-    app = _app(request)
+    app = request.app[APP_KEY]
     now = app.clock.now()
     form = await request.post()
     choice, nonce = str(form.get("decision", "")), str(form.get("nonce", ""))
+    comment = str(form.get("comment", ""))[:COMMENT_LIMIT]
     async with app.db.transaction() as session:
-        approval = await approvals.find(session, request.match_info["token"])
-        if approval is None:
-            raise web.HTTPNotFound()
-        ticket = await session.get(Ticket, approval.ticket_id)
+        approval, ticket = await _found(session, request)
         if not approvals.open_to_decision(approval, now):
-            return _closed(app, approval, now)
-        problem = (
-            _foreign_origin(app, request)
-            or ("choose Approve or Reject" if choice not in ("approve", "reject") else None)
-            or await approvals.spend_nonce(session, app.config, approval, nonce, now)
-        )
-        if problem:
+            return await _closed(app, session, approval, ticket, comment)
+        # Spent first: every refusal spends it, so a refused POST never decides on replay.
+        spent = await approvals.spend_nonce(session, app.config, approval, nonce, now)
+        refusal = _foreign_origin(app, request) or _no_choice(choice) or spent
+        if refusal:
+            await session.refresh(approval)  # a POST running alongside may have decided it
+            if refusal is Refusal.OUT_OF_DATE and _decided_so(approval, choice, comment):
+                return _thanks(app, approval, ticket, request.path, now)  # a double click
             fresh = await approvals.issue_nonce(session, approval, now)
-            return page(
-                app,
-                "approval",
-                status=400,
-                approval=approval,
-                ticket=ticket,
-                nonce=fresh,
-                choice=choice,
-                problem=problem,
-                pending=_pending(approval),
-            )
+            return _form(app, approval, ticket, fresh, choice, comment, refusal)
         decision = approvals.Decision(
             approve=choice == "approve",
             via="web",
-            comment=str(form.get("comment", ""))[:5000],
+            comment=comment,
             client=request.remote or "",
             user_agent=request.headers.get("User-Agent", ""),
         )
         events = await approvals.decide(session, app.mailer, approval, decision, now)
         await app.engine.run(session, events, now)
-        result = page(
-            app,
-            "decided",
-            approval=approval,
-            ticket=ticket,
-            thanks=True,
-            changeable=approvals.open_to_decision(approval, now),
-        )
+        result = _thanks(app, approval, ticket, request.path, now)
     app.wake_sender()
     return result
 
 
-def _pending(approval: Approval) -> bool:
-    return approval.state is ApprovalState.PENDING
+def _decided_so(approval: Approval, choice: str, comment: str) -> bool:
+    """Already decided just as this form asks: the second POST of a double click, which
+    Chromium sends when the clicks are far enough apart, answered as the first was."""
+    state = ApprovalState.APPROVED if choice == "approve" else ApprovalState.REJECTED
+    return approval.state is state and approval.comment == comment
 
 
-def _closed(app: App, approval: Approval, now: datetime) -> web.Response:
+def _thanks(app: App, approval: Approval, ticket: Ticket, link: str, now: datetime) -> web.Response:
+    changeable = approvals.open_to_decision(approval, now)
+    return page(
+        app,
+        "decided",
+        approval=approval,
+        ticket=ticket,
+        thanks=True,
+        changeable=changeable,
+        link=link,
+        lost="",
+    )
+
+
+async def _found(session: AsyncSession, request: web.Request) -> tuple[Approval, Ticket]:
+    approval = await approvals.find(session, request.match_info["token"])
+    if approval is None:
+        raise web.HTTPNotFound()
+    ticket = await session.get(Ticket, approval.ticket_id)
+    assert ticket is not None
+    return approval, ticket
+
+
+def _form(
+    app: App,
+    approval: Approval,
+    ticket: Ticket,
+    nonce: str,
+    choice: str,
+    comment: str,
+    refusal: Refusal | None = None,
+) -> web.Response:
+    settings = app.config.approvals
+    return page(
+        app,
+        "approval",
+        status=200 if refusal is None else 400,
+        approval=approval,
+        ticket=ticket,
+        nonce=nonce,
+        choice=choice,
+        comment=comment,
+        refusal=refusal,
+        pending=approval.state is ApprovalState.PENDING,
+        delay=spoken(settings.min_decision_delay),
+        page_life=spoken(settings.page_expire_after),
+    )
+
+
+async def _closed(
+    app: App, session: AsyncSession, approval: Approval, ticket: Ticket, comment: str = ""
+) -> web.Response:
+    """No longer open to a decision: expired, or decided and past the change window."""
+    lost = comment if comment != approval.comment else ""
     if approval.state in (ApprovalState.PENDING, ApprovalState.EXPIRED):
-        return page(app, "expired", status=410, approval=approval)
-    return page(app, "decided", approval=approval, thanks=False, changeable=False)
+        notice = await approvals.expiry_notice(session, approval, ticket)
+        return page(
+            app, "expired", status=410, approval=approval, ticket=ticket, notice=notice, lost=lost
+        )
+    return page(
+        app, "decided", approval=approval, ticket=ticket, thanks=False, changeable=False, lost=lost
+    )
 
 
-def _foreign_origin(app: App, request: web.Request) -> str | None:
-    """A POST sent from another site's page (CSRF): its Origin is not ours."""
-    origin = request.headers.get("Origin")
-    if origin is None:  # not every client sends one; the nonce still guards the form
+def _no_choice(choice: str) -> Refusal | None:
+    return None if choice in CHOICES else Refusal.NO_CHOICE
+
+
+def _foreign_origin(app: App, request: web.Request) -> Refusal | None:
+    """A POST sent from another site's page (CSRF). Our pages' referrer policy makes browsers
+    send our origin; "null" (a privacy setting, or a page that hides its origin) and no
+    Origin at all leave the nonce as the guard."""
+    origin = request.headers.get("Origin", "null")
+    if origin == "null" or _site(origin) == _site(app.config.web.base_url):
         return None
-    if _site(origin) != _site(app.config.web.base_url):
-        return "this form was sent from another site"
-    return None
+    return Refusal.FOREIGN_SITE
 
 
 def _site(url: str) -> tuple[str, str, int | None]:

@@ -15,19 +15,24 @@ from mailflow.web.server_key import APP_KEY
 
 log = structlog.get_logger(__name__)
 
-# No scripts, no frames, no referrer: the pages are plain forms.
+# No scripts, no frames, no referrer to other sites: the pages are plain forms. Our own
+# origin is sent with their POSTs (under no-referrer Chromium sends "Origin: null").
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 
 @web.middleware
 async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as answer:  # a 404 or 405 carries them too
+        answer.headers.update(SECURITY_HEADERS)
+        raise
     response.headers.update(SECURITY_HEADERS)
     return response
 

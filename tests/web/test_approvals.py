@@ -121,6 +121,7 @@ async def test_a_look_decides_nothing_and_a_considered_post_decides(
     assert "is approved" in told.text
     assert "Fine by me." in told.text
 
+    form["decision"] = "reject"
     async with http.post(approve_url.split("?")[0], data=form) as response:
         assert response.status == 400, "a nonce is spent once"
 

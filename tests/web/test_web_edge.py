@@ -182,7 +182,7 @@ async def test_several_approvals_per_ticket_and_the_pending_list(
     assert len(list(csv.DictReader(io.StringIO(everything.output)))) == 2
 
 
-async def test_two_page_views_give_two_nonces_each_spent_once(
+async def test_a_page_decides_once_and_a_fresh_view_may_change_it(
     start_daemon: StartDaemon,
     relay_sink: RelaySink,
     clock: ManualClock,
@@ -190,14 +190,16 @@ async def test_two_page_views_give_two_nonces_each_spent_once(
 ) -> None:
     running, notice = await _ticket(start_daemon, relay_sink, clock)
     url = _url(await _ask(running, relay_sink, notice))
-    one, two = await _view(http, url), await _view(http, url)
-    assert one != two
+    one = await _view(http, url)
     clock.advance(timedelta(seconds=3))
     async with http.post(url, data={"nonce": one, "decision": "approve"}) as r:
         assert r.status == 200
     async with http.post(url, data={"nonce": one, "decision": "reject"}) as r:
         assert r.status == 400, "spent"
     assert (await _approvals(running))[0].state is ApprovalState.APPROVED
+    two = await _view(http, url)
+    assert two != one
+    clock.advance(timedelta(seconds=3))
     async with http.post(url, data={"nonce": two, "decision": "reject"}) as r:
         assert r.status == 200, "a change of mind, within the window"
     assert (await _approvals(running))[0].state is ApprovalState.REJECTED
@@ -237,22 +239,15 @@ async def test_a_post_without_origin_still_needs_the_nonce_and_the_delay(
     clock.advance(timedelta(seconds=1))
     async with http.post(url, data={"nonce": nonce, "decision": "approve"}) as r:
         assert r.status == 400
-        assert "too quick" in await r.text()
+        again = page_nonce(await r.text())
     assert (await _approvals(running))[0].state is ApprovalState.PENDING
-    for origin in ("null", "http://127.0.0.1", "https://127.0.0.1:1"):
-        clock.advance(timedelta(seconds=3))
-        headers = {"Origin": origin}
-        async with http.post(
-            url, data={"nonce": nonce, "decision": "approve"}, headers=headers
-        ) as r:
-            assert r.status == 400, origin
-    assert (await _approvals(running))[0].state is ApprovalState.PENDING
+    async with http.post(url, data={"decision": "approve"}) as r:
+        assert r.status == 400
+        again = page_nonce(await r.text())
     clock.advance(timedelta(seconds=3))
-    base = running.app.config.web.base_url
-    async with http.post(
-        url, data={"nonce": nonce, "decision": "approve"}, headers={"Origin": base}
-    ) as r:
+    async with http.post(url, data={"nonce": again, "decision": "approve"}) as r:
         assert r.status == 200
+    assert (await _approvals(running))[0].state is ApprovalState.APPROVED
 
 
 @pytest.mark.parametrize(
@@ -807,7 +802,7 @@ async def test_a_double_submitted_form_decides_once(
     clock: ManualClock,
     http: aiohttp.ClientSession,
 ) -> None:
-    """A double click sends the same nonce twice at once: one decision, one notice."""
+    """Forms sent at once with the same nonce: one decision, one notice."""
     running, url, nonce = await _read_for_a_while(start_daemon, relay_sink, clock, http)
 
     async def post(decision: str) -> int:
@@ -815,7 +810,11 @@ async def test_a_double_submitted_form_decides_once(
             await r.read()
             return r.status
 
-    statuses = await asyncio.gather(*(post(d) for d in ("approve", "reject", "approve")))
-    assert sorted(statuses) == [200, 400, 400], statuses
+    choices = ("approve", "reject", "approve")
+    statuses = await asyncio.gather(*(post(d) for d in choices))
     actions = await history_actions(running.app, 1)
     assert actions.count("approval_decided") + actions.count("approval_changed") == 1
+    (approval,) = await _approvals(running)
+    taken = "approve" if approval.state is ApprovalState.APPROVED else "reject"
+    expected = [200 if choice == taken else 400 for choice in choices]
+    assert statuses == expected, "the same form again gets the same answer; another, a refusal"
