@@ -158,10 +158,11 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
     if "private" in intake.command_names:
         ops.make_private(ticket, actor=actor, now=now, session=session)
     note = "note" in intake.command_names
-    internal = note or "resolution" in intake.command_names  # a resolution is told its own way
+    # A resolution is told its own way, and the text under #approval is the approver's.
+    internal = note or bool({"resolution", "approval"} & intake.command_names)
     message = await _store(services, intake, ticket, actor, None, public=not internal)
     if internal and not note:
-        intake.decide("apply", f"resolution for ticket {ticket.id}")
+        intake.decide("apply", f"resolution or approval request for ticket {ticket.id}")
         return
     if note:  # shared after the commands: a note handing the ticket on reaches its new hands
         intake.after_commands.append(
