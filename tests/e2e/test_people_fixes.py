@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
-
-from mailflow.app import App
-from mailflow.db.models import Agent, OutboxMessage
-from mailflow.db.people import Group, GroupMember
+from mailflow.db.models import OutboxMessage
 from tests.conftest import RelaySink, Running, StartDaemon
-from tests.support import add_agent, all_rows, build_message, rules_dir, smtp_send
+from tests.support import add_agent, add_group, all_rows, build_message, rules_dir, smtp_send
 
 ROUND_ROBIN = """rules:
   - name: second line, round robin
@@ -21,15 +17,6 @@ ROUND_ROBIN = """rules:
     do:
       - assign_group: {group: second-line, strategy: round_robin}
 """
-
-
-async def _group(app: App, name: str, *emails: str) -> None:
-    async with app.db.transaction() as session:
-        agents = (await session.scalars(select(Agent).where(Agent.email.in_(emails)))).all()
-        group = Group(team_id=agents[0].team_id, name=name, created_at=app.clock.now())
-        session.add(group)
-        await session.flush()
-        session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
 
 
 async def _round_robin(start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path) -> Running:
@@ -41,7 +28,7 @@ async def _round_robin(start_daemon: StartDaemon, relay_sink: RelaySink, tmp_pat
     await add_agent(app, "alice@staff.test", "Alice")
     await add_agent(app, "carol@staff.test", "Carol")
     await add_agent(app, "dave@staff.test", "Dave")
-    await _group(app, "second-line", "carol@staff.test", "dave@staff.test")
+    await add_group(app, "second-line", "carol@staff.test", "dave@staff.test")
     await smtp_send(running.port, build_message())
     await relay_sink.wait_for(len(await all_rows(app, OutboxMessage)))
     return running
