@@ -44,8 +44,8 @@ LAYOUT = "_layout.html.j2"
 
 
 def greeting(person: Any) -> str:
-    """ "Hello Bob Customer," or, for someone whose name we do not know, "Hello,"; never
-    the address, which reads as a machine's."""
+    """Greets by name ("Hello Bob Customer,"), or with "Hello," when we know no name; never
+    by address, which reads as a machine's."""
     name = str(getattr(person, "name", "") or "").strip()
     return f"Hello {name}," if name and "@" not in name else "Hello,"
 
@@ -61,7 +61,7 @@ def _line_html(line: str, emphasised: str) -> Markup:
     html = Markup("").join(parts)
     if emphasised:
         tag = escape(emphasised)
-        html = Markup(html.replace(tag, Markup("<strong>{}</strong>").format(tag)))
+        html = html.replace(tag, Markup("<strong>{}</strong>").format(tag))
     indent = len(line) - len(line.lstrip(" "))
     return Markup("&nbsp;" * indent) + html[indent:]
 
@@ -80,9 +80,8 @@ def _block_html(block: str, emphasised: str) -> Markup:
 def text_to_html(text: str, emphasised: str = "") -> tuple[Markup, Markup]:
     """The HTML of a mail's text: its paragraphs, and apart from them its signature (what
     follows the last "-- "), so that both parts of the mail say the same."""
-    match = None
-    for match in _SIGNATURE_SEPARATOR.finditer(text):  # noqa: B007 (the last one is wanted)
-        pass
+    separators = list(_SIGNATURE_SEPARATOR.finditer(text))
+    match = separators[-1] if separators else None
     body, signature = (text[: match.start()], text[match.end() :]) if match else (text, "")
     blocks = [b for b in re.split(r"\n[ \t]*\n", body.strip("\n")) if b.strip()]
     html = Markup("\n").join(_block_html(block, emphasised) for block in blocks)
@@ -141,7 +140,6 @@ class Renderer:
             html = self._render(html_name, context)
         else:  # one source: the HTML says what the text says
             body, signature = text_to_html(text, str(context.get("tag", "")))
-            self._compile(LAYOUT)
             html = self._render(LAYOUT, {**context, "body": body, "signature": signature})
         subject = self._render(subject_name, context).strip() if subject_name else None
         return Rendered(subject=subject or None, text=text, html=html)

@@ -47,7 +47,7 @@ class RunScope:
     actor: ops.Actor
     # The mail this event's rules send, shared by them all: sent by send_outgoing() once
     # every rule has run.
-    outgoing: list[TemplateMail] = field(default_factory=list)
+    outgoing: list[TemplateMail]
 
     @property
     def ticket_type(self) -> TicketTypeConfig:
