@@ -394,6 +394,8 @@ class PeopleConfig(Section):
     private_header: str = "X-Mailflow-Private"
     # Team administrators may always change a ticket's usergroup; operators only if allowed.
     operators_may_change_usergroup: bool = False
+    # How many administrators a team may have; 0 for any number. Another is refused.
+    admins_per_team: int = Field(default=1, ge=0)
     usergroup_fields: list[FieldConfig] = []
 
 

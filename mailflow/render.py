@@ -1,7 +1,9 @@
-"""Every email we send is rendered here, from Jinja2 templates, as text plus optional HTML."""
+"""Every email we send is rendered here, from Jinja2 templates: the text, and the HTML
+alternative made from that text unless a template of its own gives it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from jinja2 import (
     TemplateError,
     select_autoescape,
 )
+from markupsafe import Markup, escape
 
 from mailflow.config import Config
 from mailflow.resources import templates_dir
@@ -29,6 +32,66 @@ class TemplateProblem(Exception):
 
     def __str__(self) -> str:
         return f"template {self.template}: {self.problem}"
+
+
+# RFC 3676 §4.3: "-- " on a line of its own starts the signature; "--" is what a template
+# or an editor that trims trailing spaces leaves of it.
+_SIGNATURE_SEPARATOR = re.compile(r"^-- ?$", re.MULTILINE)
+SIGNATURE_SEPARATOR = "-- "
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+_PARAGRAPH = '<p style="margin: 0 0 1em 0;">{}</p>'
+LAYOUT = "_layout.html.j2"
+
+
+def greeting(person: Any) -> str:
+    """Greets by name ("Hello Bob Customer,"), or with "Hello," when we know no name; never
+    by address, which reads as a machine's."""
+    name = str(getattr(person, "name", "") or "").strip()
+    return f"Hello {name}," if name and "@" not in name else "Hello,"
+
+
+def _line_html(line: str, emphasised: str) -> Markup:
+    """One line: escaped, its indentation kept, links made links, the ticket tag bold."""
+    parts, start = [], 0
+    for url in _URL.finditer(line):
+        parts.append(escape(line[start : url.start()]))
+        parts.append(Markup('<a href="{0}">{0}</a>').format(url.group(0)))
+        start = url.end()
+    parts.append(escape(line[start:]))
+    html = Markup("").join(parts)
+    if emphasised:
+        tag = escape(emphasised)
+        html = html.replace(tag, Markup("<strong>{}</strong>").format(tag))
+    indent = len(line) - len(line.lstrip(" "))
+    return Markup("&nbsp;" * indent) + html[indent:]
+
+
+def _block_html(block: str, emphasised: str) -> Markup:
+    lines = block.splitlines()
+    if all(line.lstrip().startswith("- ") for line in lines):
+        items = (_line_html(line.lstrip()[2:], emphasised) for line in lines)
+        return Markup("<ul>{}</ul>").format(
+            Markup("").join(Markup("<li>{}</li>").format(i) for i in items)
+        )
+    joined = Markup("<br>\n").join(_line_html(line, emphasised) for line in lines)
+    return Markup(_PARAGRAPH).format(joined)
+
+
+def text_to_html(text: str, emphasised: str = "") -> tuple[Markup, Markup]:
+    """The HTML of a mail's text: its paragraphs, and apart from them its signature (what
+    follows the last "-- "), so that both parts of the mail say the same."""
+    separators = list(_SIGNATURE_SEPARATOR.finditer(text))
+    match = separators[-1] if separators else None
+    body, signature = (text[: match.start()], text[match.end() :]) if match else (text, "")
+    blocks = [b for b in re.split(r"\n[ \t]*\n", body.strip("\n")) if b.strip()]
+    html = Markup("\n").join(_block_html(block, emphasised) for block in blocks)
+    lines = signature.strip("\n").splitlines()
+    return html, Markup("<br>\n").join(_line_html(line, emphasised) for line in lines)
+
+
+def with_signature_separator(text: str) -> str:
+    """Bare "--" lines written as the separator RFC 3676 defines."""
+    return _SIGNATURE_SEPARATOR.sub(SIGNATURE_SEPARATOR, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +116,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        self.env.globals["greeting"] = greeting
 
     @classmethod
     def from_config(cls, config: Config) -> Renderer:
@@ -71,10 +135,14 @@ class Renderer:
             raise TemplateProblem(f"{name}.txt.j2", "not found in " + self._where())
         html_name = self._find(name, "html", type_name)
         subject_name = self._find(name, "subject", type_name)
-        text = self._render(text_name, context)
-        html = self._render(html_name, context) if html_name else None
+        text = with_signature_separator(self._render(text_name, context).strip()) + "\n"
+        if html_name:
+            html = self._render(html_name, context)
+        else:  # one source: the HTML says what the text says
+            body, signature = text_to_html(text, str(context.get("tag", "")))
+            html = self._render(LAYOUT, {**context, "body": body, "signature": signature})
         subject = self._render(subject_name, context).strip() if subject_name else None
-        return Rendered(subject=subject or None, text=text.strip() + "\n", html=html)
+        return Rendered(subject=subject or None, text=text, html=html)
 
     def page(self, name: str, context: Mapping[str, Any]) -> str:
         """A web page (templates/web/…), escaped like every .html.j2."""

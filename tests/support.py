@@ -18,7 +18,7 @@ from sqlalchemy import select
 from mailflow.app import App
 from mailflow.cli import cli
 from mailflow.db.models import Agent, History, Ticket
-from mailflow.db.people import AgentRole, Usergroup, UsergroupMember
+from mailflow.db.people import AgentRole, Group, GroupMember, Usergroup, UsergroupMember
 from mailflow.mail.addresses import Mailbox
 from mailflow.people.directory import team_named
 from mailflow.tickets import ops
@@ -108,6 +108,16 @@ async def add_agent(
         )
         session.add(agent)
     return agent
+
+
+async def add_group(app: App, name: str, *emails: str) -> None:
+    """A group of the first agent's team, with these agents in it."""
+    async with app.db.transaction() as session:
+        agents = (await session.scalars(select(Agent).where(Agent.email.in_(emails)))).all()
+        group = Group(team_id=agents[0].team_id, name=name, created_at=app.clock.now())
+        session.add(group)
+        await session.flush()
+        session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
 
 
 async def get_ticket(app: App, number: int) -> Ticket:

@@ -45,6 +45,9 @@ class RunScope:
     ticket: Ticket
     facts: Facts
     actor: ops.Actor
+    # The mail this event's rules send, shared by them all: sent by send_outgoing() once
+    # every rule has run.
+    outgoing: list[TemplateMail]
 
     @property
     def ticket_type(self) -> TicketTypeConfig:
@@ -280,7 +283,21 @@ def _send(value: Any, load: LoadScope) -> Action:
                     if _answers_customer(scope.facts.event, who)
                     else AutoSubmitted.AUTO_GENERATED,
                 )
-                await scope.mailer.send(scope.session, scope.ticket, mail, scope.now)
+                scope.outgoing.append(mail)
         return Result()
 
     return run
+
+
+async def send_outgoing(
+    mailer: Mailer, session: AsyncSession, ticket: Ticket, mails: list[TemplateMail], now: datetime
+) -> None:
+    """The mail of one event's rules, rendered after they have all run, so that it tells the
+    ticket as they left it (a notice says whom a later rule assigned), and each template to
+    each person once (an assignee who is in the assigned group too hears it once)."""
+    sent: set[tuple[str, str]] = set()
+    for mail in mails:
+        key = (mail.template, mail.to.mailbox.address)
+        if key not in sent:
+            sent.add(key)
+            await mailer.send(session, ticket, mail, now)

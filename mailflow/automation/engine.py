@@ -9,12 +9,12 @@ from datetime import datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.automation.actions import RunScope
+from mailflow.automation.actions import RunScope, send_outgoing
 from mailflow.automation.conditions import Facts
 from mailflow.automation.schema import Rule, RuleSet
 from mailflow.config import Config
 from mailflow.db.models import Agent, Message, Ticket
-from mailflow.outbox.mailer import Mailer
+from mailflow.outbox.mailer import Mailer, TemplateMail
 from mailflow.tickets import ops
 from mailflow.tickets.events import Event, TimeReached
 
@@ -59,6 +59,7 @@ class Engine:
         self, session: AsyncSession, ticket: Ticket, facts: Facts, now: datetime
     ) -> list[Event]:
         caused: list[Event] = []
+        outgoing: list[TemplateMail] = []
         for rule in self.rules.rules:
             # Tested against the type as it is now: an earlier rule's set_type may have moved
             # the ticket out of this rule's types.
@@ -66,20 +67,28 @@ class Engine:
                 continue
             if rule.condition is not None and not rule.condition.holds(facts):
                 continue
-            events, stop = await self._fire(session, rule, ticket, facts, now)
+            events, stop = await self._fire(session, rule, ticket, facts, now, outgoing)
             caused += events
             if stop:
                 break
+        await send_outgoing(self.mailer, session, ticket, outgoing, now)
         return caused
 
     async def _fire(
-        self, session: AsyncSession, rule: Rule, ticket: Ticket, facts: Facts, now: datetime
+        self,
+        session: AsyncSession,
+        rule: Rule,
+        ticket: Ticket,
+        facts: Facts,
+        now: datetime,
+        outgoing: list[TemplateMail],
     ) -> tuple[list[Event], bool]:
-        """Apply one rule's actions; return what they caused and whether they said stop."""
+        """Apply one rule's actions; return what they caused and whether they said stop.
+        The mail they send joins `outgoing`."""
         actor = ops.Actor.rule(rule.name)
         ops.record(session, ticket, actor, "rule_fired", now, trigger=rule.trigger)
         log.info("rules.fired", ticket=ticket.id, rule=rule.name, trigger=rule.trigger)
-        scope = RunScope(session, self.config, self.mailer, now, ticket, facts, actor)
+        scope = RunScope(session, self.config, self.mailer, now, ticket, facts, actor, outgoing)
         caused: list[Event] = []
         stop = False
         for _name, action in rule.actions:
@@ -103,7 +112,9 @@ class Engine:
         self, session: AsyncSession, rule: Rule, ticket: Ticket, facts: Facts, now: datetime
     ) -> None:
         """Fire a time-based rule whose condition holds, then handle what it caused."""
-        caused, _stop = await self._fire(session, rule, ticket, facts, now)
+        outgoing: list[TemplateMail] = []
+        caused, _stop = await self._fire(session, rule, ticket, facts, now, outgoing)
+        await send_outgoing(self.mailer, session, ticket, outgoing, now)
         await self.run(session, caused, now)
 
     async def _facts(

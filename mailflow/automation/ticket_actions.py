@@ -11,7 +11,7 @@ from mailflow.db.models import ActorKind, Direction, Message
 from mailflow.mail.addresses import is_valid_address
 from mailflow.people import directory, usergroups
 from mailflow.tickets import approvals, ops
-from mailflow.tickets.events import ProjectChanged
+from mailflow.tickets.events import Assigned, Event, ProjectChanged
 
 STRATEGIES = ("fixed", "round_robin", "fewest_open")
 
@@ -157,9 +157,27 @@ def _assign_group(value: Any, load: LoadScope) -> Action:
             events += ops.assign(
                 scope.ticket, agent, actor=scope.actor, now=scope.now, session=scope.session
             )
-        return Result(events)
+        return Result(_one_assignment(events))
 
     return run
+
+
+def _one_assignment(events: list[Event]) -> list[Event]:
+    """A group and one of its members, given in one act, are one `assigned` event: the rules
+    tell the member once that it is theirs, and the others that it is their group's."""
+    assigned = [e for e in events if isinstance(e, Assigned)]
+    if len(assigned) < 2:
+        return events
+    first, last = assigned[0], assigned[-1]
+    return [
+        Assigned(
+            first.ticket_id,
+            first.old_agent_id,
+            last.new_agent_id,
+            first.old_group_id,
+            last.new_group_id,
+        )
+    ]
 
 
 @action("add_note")

@@ -14,7 +14,7 @@ from mailflow.cli.output import FORMATS, render
 from mailflow.db.models import NAME_LENGTH, Agent
 from mailflow.db.people import AgentRole, Group, GroupMember, Team
 from mailflow.mail.addresses import is_valid_address, normalise
-from mailflow.people import directory
+from mailflow.people import directory, placement
 
 ROLES = [role.value for role in AgentRole]
 
@@ -236,29 +236,26 @@ def _register_agents(cli: click.Group) -> None:
         config = config_of(ctx)
         _check_agent(config, email, name, types)
 
-        async def work(session: AsyncSession, config: Config, now: datetime) -> bool:
+        async def work(
+            session: AsyncSession, config: Config, now: datetime
+        ) -> tuple[bool, placement.Placement]:
             owner = await directory.team_named(session, team, now)
             agent = await session.scalar(select(Agent).where(Agent.email == normalise(email)))
+            created = agent is None
             if agent is None:
-                session.add(
-                    Agent(
-                        email=normalise(email),
-                        name=name,
-                        types=list(types),
-                        notify=notify,
-                        active=True,
-                        created_at=now,
-                        team_id=owner.id,
-                        role=AgentRole(role),
-                    )
-                )
-                return True
+                agent = Agent(email=normalise(email), created_at=now, team_id=owner.id)
+                session.add(agent)
             agent.name, agent.types, agent.notify, agent.active = name, list(types), notify, True
-            agent.team_id, agent.role = owner.id, AgentRole(role)
-            return False
+            placed = await placement.place(session, config, agent, owner, AgentRole(role), now=now)
+            return created, placed
 
-        created = in_transaction(ctx, work)
+        created, placed = in_transaction(ctx, work)
         click.echo(f"{'added' if created else 'updated'} agent {normalise(email)}")
+        if placed.left:
+            click.echo(f"left the groups of team {placed.old_team}: {', '.join(placed.left)}")
+        if placed.still_assigned:
+            numbers = ", ".join(str(n) for n in placed.still_assigned)
+            click.echo(f"still assigned to ticket {numbers} of those groups: reassign if need be")
 
     @agent_group.command("deactivate")
     @click.argument("email")

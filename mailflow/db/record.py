@@ -27,6 +27,8 @@ class Approval(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     approver: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # What the requester wrote below #approval: for the approver's eyes, with the reason.
+    details: Mapped[str] = mapped_column(Text, default="", server_default="")
     requested_by: Mapped[str] = mapped_column(String(320))
     requested_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     # Only the hash of the link's token is kept: the database cannot decide anything.

@@ -11,9 +11,11 @@ from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
 from html import unescape
 
-from inscriptis import get_text
+from inscriptis import get_annotated_text
+from inscriptis.model.config import ParserConfig
 
 from mailflow.mail.addresses import Mailbox, parse_mailbox, parse_mailboxes
+from mailflow.mail.quotes import HTML_QUOTES, mark_quoted
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 # Labels that lie: us-ascii, latin-1 and windows-1252 are routinely put on UTF-8 text, and
@@ -23,6 +25,7 @@ _WESTERN = {"ascii": ("utf-8",), "iso8859-1": ("cp1252", "latin-1"), "cp1252": (
 _FALLBACKS = ("utf-8", "cp1252", "latin-1")
 # Bytes the parser could not decode as ASCII, kept as lone surrogates (surrogateescape).
 _RAW_8BIT = re.compile("[\udc80-\udcff]")
+_HTML_TEXT = ParserConfig(annotation_rules=HTML_QUOTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +113,11 @@ def _codec(label: str) -> str | None:
 
 
 def html_to_text(html: str) -> str:
+    """The text of an HTML body, with the mail it quotes marked "> " as in plain text."""
     try:
-        return str(get_text(html)).strip()
+        annotated = get_annotated_text(html, _HTML_TEXT)
+        spans = [(start, end) for start, end, _label in annotated.get("label", [])]
+        return mark_quoted(str(annotated.get("text", "")), spans).strip()
     except Exception:  # inscriptis/lxml on hostile markup: fall back on stripping tags
         return unescape(re.sub(r"<[^>]+>", " ", html)).strip()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
@@ -78,22 +78,24 @@ async def group_agents(session: AsyncSession, group_id: int) -> list[Agent]:
 async def delete_group(
     session: AsyncSession, config: Config, group: Group, *, purge_closed: bool, now: datetime
 ) -> tuple[int, int]:
-    """Open tickets go back to unassigned, with the reason in their history; closed ones stay,
-    detached from the group, unless `purge_closed` removes them. Returns (reopened, closed)."""
+    """Open tickets go back to unassigned; closed ones stay, detached from the group, unless
+    `purge_closed` removes them; the history of every ticket kept says why. Returns (reopened,
+    closed)."""
     actor = ops.Actor.system(f"group {group.name} deleted")
     tickets = (await session.scalars(select(Ticket).where(Ticket.group_id == group.id))).unique()
     open_count, closed_ids = 0, []
     for ticket in tickets:
-        if ops.is_closed(config, ticket):
+        closed = ops.is_closed(config, ticket)
+        if closed:
             closed_ids.append(ticket.id)
-            continue
-        open_count += 1
+        if closed and purge_closed:
+            continue  # deleted below, history and all
         ops.assign_group(ticket, None, actor=actor, now=now, session=session)
-        ops.assign(ticket, None, actor=actor, now=now, session=session)
+        if not closed:
+            open_count += 1
+            ops.assign(ticket, None, actor=actor, now=now, session=session)
     if purge_closed:
         await purge_tickets(session, closed_ids)
-    else:
-        await session.execute(update(Ticket).where(Ticket.id.in_(closed_ids)).values(group_id=None))
     await session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     await session.delete(group)
     return open_count, len(closed_ids)

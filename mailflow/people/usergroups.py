@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from urllib.parse import urlparse
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import FieldConfig
-from mailflow.db.models import Customer
+from mailflow.db.models import Customer, Ticket
 from mailflow.db.people import Usergroup, UsergroupMember
+from mailflow.tickets import ops
 
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 
@@ -35,9 +37,10 @@ async def memberships(
 
 async def usergroup_for_ticket(
     session: AsyncSession, customer: Customer, address_tag: str | None
-) -> Usergroup | None:
+) -> Usergroup | tuple[str, ...] | None:
     """The customer's one usergroup; among several, the one the address tag names
-    (support+marketing@…), else their default; else none."""
+    (support+marketing@…), else their default; else the names of those they are in, for
+    a person to choose from; None for a customer in no usergroup."""
     found = await memberships(session, customer.id)
     if len(found) == 1:
         return found[0][0]
@@ -46,7 +49,45 @@ async def usergroup_for_ticket(
         if usergroup.name == tag:
             return usergroup
     defaults = [usergroup for usergroup, member in found if member.is_default]
-    return defaults[0] if defaults else None
+    if defaults:
+        return defaults[0]
+    return tuple(usergroup.name for usergroup, _member in found) or None
+
+
+def how_to_choose(customer: Customer) -> str:
+    """What a person does about a ticket whose usergroup could not be chosen."""
+    return (
+        f"an agent sets it with #usergroup NAME; for later tickets, make one the default "
+        f"(mailflow usergroup add-member NAME {customer.email} --default), or the customer "
+        f"writes to the support+NAME@ address"
+    )
+
+
+async def settle_usergroup(
+    session: AsyncSession,
+    ticket: Ticket,
+    customer: Customer,
+    address_tag: str | None,
+    now: datetime,
+) -> tuple[str, ...]:
+    """Give a new ticket its customer's usergroup. When several are possible and none is
+    chosen, the ticket gets none, its history says so; returns their names, for the
+    agents' notice."""
+    found = await usergroup_for_ticket(session, customer, address_tag)
+    if isinstance(found, Usergroup):
+        ticket.usergroup, ticket.usergroup_id = found, found.id
+        return ()
+    if found:
+        ops.record(
+            session,
+            ticket,
+            ops.Actor.system("usergroups"),
+            "usergroup_undecided",
+            now,
+            usergroups=list(found),
+            how=how_to_choose(customer),
+        )
+    return found or ()
 
 
 async def is_supervisor(session: AsyncSession, customer_id: int, usergroup_id: int) -> bool:

@@ -34,8 +34,10 @@ async def read_commands(services: Services, intake: Intake) -> Disposition:
         if intake.agent
         else Actor(Role.SUPERVISOR, supervisor=intake.supervisor)
     )
-    intake.body = rest if written_now(rest) else ""  # a bare quote under commands is no answer
-    appliers, problems = await check_all(Context(services, intake, ticket, actor), commands)
+    written = written_now(rest)
+    intake.body = rest if written else ""  # a bare quote under commands is no answer
+    context = Context(services, intake, ticket, actor, written=written)
+    appliers, problems = await check_all(context, commands)
     if problems:
         await _refuse(services, intake, ticket, actor, problems)
         return intake.finish(InboundState.STORED_ONLY, "commands refused: " + "; ".join(problems))

@@ -17,7 +17,7 @@ from mailflow.db.models import (
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import AutoKind
 from mailflow.outbox.mailer import Recipient, TemplateMail
-from mailflow.people.usergroups import usergroup_for_ticket
+from mailflow.people.usergroups import settle_usergroup
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import ops
 from mailflow.tickets.events import AgentReplied, CustomerReplied, NoteAdded, TicketCreated
@@ -117,16 +117,15 @@ async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
         actor=actor,
         now=intake.now,
     )
-    usergroup = await usergroup_for_ticket(session, customer, intake.route.tag)
-    if usergroup is not None:
-        ticket.usergroup, ticket.usergroup_id = usergroup, usergroup.id
+    undecided = await settle_usergroup(session, ticket, customer, intake.route.tag, intake.now)
     if private:
         ops.make_private(ticket, actor=actor, now=intake.now, session=session)
     await _participants(services, intake, ticket, ParticipantRole.CUSTOMER)
     message = await _store(services, intake, ticket, actor, customer.id)
     intake.ticket = ticket
-    intake.events.append(TicketCreated(ticket_id=ticket.id, message_id=message.id))
-    where = f" in usergroup {usergroup.name}" if usergroup else ""
+    intake.events.append(TicketCreated(ticket.id, message.id, usergroups_to_choose=undecided))
+    where = f" in usergroup {ticket.usergroup.name}" if ticket.usergroup else ""
+    where += f", no usergroup: {' or '.join(undecided)}, none the default" if undecided else ""
     intake.decide("apply", f"opened ticket {ticket.id} for {customer.email}{where}")
 
 
@@ -158,10 +157,11 @@ async def _agent_reply(services: Services, intake: Intake, ticket: Ticket, agent
     if "private" in intake.command_names:
         ops.make_private(ticket, actor=actor, now=now, session=session)
     note = "note" in intake.command_names
-    internal = note or "resolution" in intake.command_names  # a resolution is told its own way
+    # A resolution is told its own way, and the text under #approval is the approver's.
+    internal = note or bool({"resolution", "approval"} & intake.command_names)
     message = await _store(services, intake, ticket, actor, None, public=not internal)
     if internal and not note:
-        intake.decide("apply", f"resolution for ticket {ticket.id}")
+        intake.decide("apply", f"resolution or approval request for ticket {ticket.id}")
         return
     if note:  # shared after the commands: a note handing the ticket on reaches its new hands
         intake.after_commands.append(

@@ -92,6 +92,9 @@ class Context:
     intake: Intake
     ticket: Ticket
     actor: Actor
+    # What the sender wrote below the commands, without the mail they quote or their
+    # signature: the text of #resolution and #approval.
+    written: str = ""
     # The type this message's own #type moves the ticket to, once that command is checked
     # (it is checked first): a #status beside it names a status of the new type.
     new_type: TicketTypeConfig | None = None
@@ -256,7 +259,8 @@ async def _cc(ctx: Context, argument: str) -> Apply:
 
 
 async def _approval(ctx: Context, argument: str) -> Apply:
-    """#approval approver@example.com the reason, on one line."""
+    """#approval approver@example.com the reason, on one line; the text below the commands
+    explains it to the approver, and reaches nobody else."""
     address, _, reason = argument.partition(" ")
     if not is_valid_address(address):
         raise Refused("name the approver's address first: #approval someone@example.com REASON")
@@ -273,6 +277,7 @@ async def _approval(ctx: Context, argument: str) -> Apply:
             requester=approvals.Requester(agent.name, agent),
             actor=ctx.who,
             now=ctx.intake.now,
+            details=ctx.written,
         )
         return []
 
@@ -284,7 +289,7 @@ async def _resolution(ctx: Context, argument: str) -> Apply:
     options = set(argument.lower().split())
     if options - {"notify", "publish"}:
         raise Refused(f"#resolution takes notify and publish, not {' '.join(sorted(options))}")
-    text = ctx.intake.body
+    text = ctx.written
     if not text:
         raise Refused("write the resolution below the commands")
 

@@ -55,14 +55,17 @@ async def request(
     requester: Requester,
     actor: ops.Actor,
     now: datetime,
+    details: str = "",
 ) -> Approval:
-    """Record the request and mail the approver their link (Accept and Reject)."""
+    """Record the request and mail the approver their link (Accept and Reject), with the
+    reason and what the requester wrote to explain it."""
     token = new_token()
     config = mailer.config
     approval = Approval(
         ticket_id=ticket.id,
         approver=approver.lower(),
         reason=reason,
+        details=details,
         requested_by=requester.label,
         requested_by_agent_id=requester.agent.id if requester.agent else None,
         token_hash=digest(token),

@@ -16,6 +16,8 @@ class Event:
 class TicketCreated(Event):
     trigger: ClassVar[str] = "ticket_created"
     message_id: int
+    # The usergroups the customer is in when none could be chosen: the notice names them.
+    usergroups_to_choose: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,14 @@ from mailflow.db.models import (
     OutboxMessage,
     Ticket,
 )
-from mailflow.db.people import Group, GroupMember, Usergroup
+from mailflow.db.people import Group, Usergroup
 from mailflow.mail.addresses import Mailbox
 from mailflow.render import Renderer
 from mailflow.tickets import ops
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
+    add_group,
     add_usergroup,
     all_rows,
     answer_notice,
@@ -91,15 +92,6 @@ async def _history(app: App, ticket_id: int, action: str) -> list[History]:
     ]
 
 
-async def _group(app: App, name: str, *emails: str) -> None:
-    async with app.db.transaction() as session:
-        agents = (await session.scalars(select(Agent).where(Agent.email.in_(emails)))).all()
-        group = Group(team_id=agents[0].team_id, name=name, created_at=app.clock.now())
-        session.add(group)
-        await session.flush()
-        session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
-
-
 # ---------------------------------------------------------------------------- send
 
 KINDS = {
@@ -145,7 +137,7 @@ async def _staff(app: App) -> None:
         await add_agent(app, f"{name}@staff.test", name.title())
     await add_agent(app, "dave@staff.test", "Dave", types=["suggestion"])
     await add_agent(app, "eve@staff.test", "Eve", notify=False)
-    await _group(app, "billing", "bob@staff.test", "carol@staff.test", "eve@staff.test")
+    await add_group(app, "billing", "bob@staff.test", "carol@staff.test", "eve@staff.test")
 
 
 async def test_send_reaches_each_kind_of_recipient(
@@ -238,7 +230,7 @@ async def test_the_acting_agent_is_never_mailed_about_their_own_act(
     files = {"10-base.yaml": NOTIFY, "20-acting.yaml": ACTING, "30-probe.yaml": probes}
     running = await start_daemon({**rules_dir(tmp_path, files), **settings})
     await _staff(running.app)
-    await _group(running.app, "front", "alice@staff.test", "bob@staff.test")
+    await add_group(running.app, "front", "alice@staff.test", "bob@staff.test")
     await _write(running)
     await relay_sink.wait_for(4)
     (notice,) = relay_sink.to("alice@staff.test")
@@ -572,7 +564,7 @@ async def _billing(start_daemon: StartDaemon, tmp_path: Path, strategy: str) -> 
     await add_agent(running.app, "carol@staff.test", "Carol")
     await add_agent(running.app, "bob@staff.test", "Bob")
     await add_agent(running.app, "alice@staff.test", "Alice")
-    await _group(running.app, "billing", "bob@staff.test", "carol@staff.test")
+    await add_group(running.app, "billing", "bob@staff.test", "carol@staff.test")
     return running
 
 

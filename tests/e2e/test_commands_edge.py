@@ -4,15 +4,16 @@ their usergroup or into private tickets, forged identities and the all-or-nothin
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from mailflow.app import App
 from mailflow.db.models import Agent, Message, OutboxMessage, Participant, Ticket
-from mailflow.db.people import AgentRole, Group, GroupMember
+from mailflow.db.people import AgentRole
 from mailflow.people import directory
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
+    add_group,
     add_usergroup,
     all_rows,
     answer_notice,
@@ -24,15 +25,6 @@ from tests.support import (
 )
 
 # ---------------------------------------------------------------------------- helpers
-
-
-async def _group(app: App, name: str, *emails: str) -> None:
-    async with app.db.transaction() as session:
-        agents = (await session.scalars(select(Agent).where(Agent.email.in_(emails)))).all()
-        group = Group(team_id=agents[0].team_id, name=name, created_at=app.clock.now())
-        session.add(group)
-        await session.flush()
-        session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
 
 
 async def _outbox(app: App, purpose: str | None = None) -> list[OutboxMessage]:
@@ -48,7 +40,7 @@ async def _staffed(start_daemon: StartDaemon, relay_sink: RelaySink) -> tuple[Ru
     await add_agent(app, "alice@staff.test", "Alice", role=AgentRole.ADMIN)
     await add_agent(app, "bob@staff.test", "Bob")
     await add_agent(app, "carol@staff.test", "Carol")
-    await _group(app, "billing", "bob@staff.test", "carol@staff.test")
+    await add_group(app, "billing", "bob@staff.test", "carol@staff.test")
     await smtp_send(running.port, build_message(message_id="<t1@customer.test>"))
     await relay_sink.wait_for(4)
     (notice,) = relay_sink.to("alice@staff.test")
@@ -400,7 +392,7 @@ async def test_a_supervisor_groups_and_prioritises(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running, told = await _supervised(start_daemon, relay_sink)
-    await _group(running.app, "second-line", "bob@staff.test")
+    await add_group(running.app, "second-line", "bob@staff.test")
     await answer_notice(
         running, told, "sam@acme.test", "#group second-line\n#priority urgent\n#status resolved"
     )

@@ -108,7 +108,7 @@ async def test_suggestion_address_opens_a_suggestion(
     ticket = await get_ticket(running.app, 1)
     assert (ticket.type, ticket.status) == ("suggestion", "new")
     (auto_reply,) = await relay_sink.wait_for(1)
-    assert "thank you for your suggestion" in auto_reply.text
+    assert "Thank you for your suggestion" in auto_reply.text
     assert auto_reply.message["Subject"] == "[#1] Re: Dark mode please"
 
 

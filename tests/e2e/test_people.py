@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailflow.app import App
-from mailflow.db.models import Agent, Customer, History, Message, Ticket
-from mailflow.db.people import AgentRole, Group, GroupMember
+from mailflow.db.models import Customer, History, Message, Ticket
+from mailflow.db.people import AgentRole
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
+    add_group,
     add_usergroup,
     all_rows,
     answer_notice,
@@ -22,15 +22,6 @@ from tests.support import (
 )
 
 
-async def _group(app: App, name: str, *emails: str) -> None:
-    async with app.db.transaction() as session:
-        agents = (await session.scalars(select(Agent).where(Agent.email.in_(emails)))).all()
-        group = Group(team_id=agents[0].team_id, name=name, created_at=app.clock.now())
-        session.add(group)
-        await session.flush()
-        session.add_all(GroupMember(group_id=group.id, agent_id=a.id) for a in agents)
-
-
 async def _staffed(start_daemon: StartDaemon, relay_sink: RelaySink) -> tuple[Running, Received]:
     """Alice, Bob and Carol (Bob and Carol in billing); ticket 1 from Bob Customer; Alice's
     new-ticket notice."""
@@ -39,7 +30,7 @@ async def _staffed(start_daemon: StartDaemon, relay_sink: RelaySink) -> tuple[Ru
     await add_agent(app, "alice@staff.test", "Alice", role=AgentRole.ADMIN)
     await add_agent(app, "bob@staff.test", "Bob")
     await add_agent(app, "carol@staff.test", "Carol", notify=True)
-    await _group(app, "billing", "bob@staff.test", "carol@staff.test")
+    await add_group(app, "billing", "bob@staff.test", "carol@staff.test")
     await smtp_send(running.port, build_message(message_id="<t1@customer.test>"))
     await relay_sink.wait_for(4)
     (notice,) = relay_sink.to("alice@staff.test")

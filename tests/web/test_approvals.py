@@ -54,7 +54,7 @@ async def _requested(
         body="#approval boss@corp.test Refund of 40 EUR\n\nWe are asking.",
     )
     await smtp_send(running.port, answer, mail_from="alice@staff.test")
-    await relay_sink.wait_for(4)
+    await relay_sink.wait_for(3)
     (request,) = relay_sink.to(APPROVER)
     return running, request
 
@@ -116,7 +116,7 @@ async def test_a_look_decides_nothing_and_a_considered_post_decides(
     assert (await get_ticket(running.app, 1)).status == "resolved", "the rule event fired"
     decided = [h for h in await all_rows(running.app, History) if h.action == "approval_decided"]
     assert decided[0].details["user_agent"] == "Considerate/1.0"
-    await relay_sink.wait_for(5)
+    await relay_sink.wait_for(4)
     told = relay_sink.to("alice@staff.test")[-1]
     assert "is approved" in told.text
     assert "Fine by me." in told.text
@@ -182,7 +182,7 @@ async def test_an_expired_link_says_so_and_the_requester_is_told(
         assert "expired" in await response.text()
     assert await sweep(running.app) >= 1
     assert (await _approval(running)).state is ApprovalState.EXPIRED
-    await relay_sink.wait_for(5)
+    await relay_sink.wait_for(4)
     assert "is expired" in relay_sink.to("alice@staff.test")[-1].text
     assert await sweep(running.app) == 0, "expired once"
 
