@@ -44,13 +44,13 @@ class Ours:
     return_path: str
 
 
-async def _first_mail(running: Running, relay_sink: RelaySink) -> Ours:
+async def first_mail(running: Running, relay_sink: RelaySink) -> Ours:
     await smtp_send(running.port, build_message(message_id="<first@customer.test>"))
     (auto_reply,) = await relay_sink.wait_for(1)
     return Ours(auto_reply.message["Message-ID"].strip("<>"), auto_reply.mail_from)
 
 
-def _sample(kind: str, name: str, ours: Ours | None = None) -> bytes:
+def sample(kind: str, name: str, ours: Ours | None = None) -> bytes:
     raw = (CORPUS / kind / name).read_bytes()
     if ours is not None:
         raw = raw.replace(b"__MESSAGE_ID__", ours.message_id.encode())
@@ -58,7 +58,7 @@ def _sample(kind: str, name: str, ours: Ours | None = None) -> bytes:
     return raw
 
 
-async def _deliver(running: Running, raw: bytes) -> int:
+async def deliver(running: Running, raw: bytes) -> int:
     """Send as the final MTA would: envelope from Return-Path, to Delivered-To."""
     parsed = parse(raw)
     mail_from = (parsed.header("return-path") or "<>").strip() or "<>"
@@ -74,8 +74,8 @@ async def _machine(
 ) -> tuple[Running, Ours, InboundMessage]:
     """Bob's first mail, then the sample about its auto-reply; nothing more may be sent."""
     running = await start_daemon()
-    ours = await _first_mail(running, relay_sink)
-    await _deliver(running, _sample(kind, name, ours))
+    ours = await first_mail(running, relay_sink)
+    await deliver(running, sample(kind, name, ours))
     inbound = (await all_rows(running.app, InboundMessage))[-1]
     assert len(await all_rows(running.app, Ticket)) == 1, "no ticket for a machine"
     assert len(await all_rows(running.app, OutboxMessage)) == 1, "no answer to a machine"
@@ -159,7 +159,7 @@ async def test_list_mail_gets_no_automatic_mail(
     start_daemon: StartDaemon, relay_sink: RelaySink, name: str
 ) -> None:
     running = await start_daemon()
-    await _deliver(running, _sample("list", name))
+    await deliver(running, sample("list", name))
     (inbound,) = await all_rows(running.app, InboundMessage)
     assert inbound.automatic == "list"
     _decided(inbound, "list")
@@ -193,8 +193,8 @@ async def test_persons_mail_is_accepted_read_and_answered(
     start_daemon: StartDaemon, relay_sink: RelaySink, kind: str, name: str
 ) -> None:
     running = await start_daemon()
-    raw = _sample(kind, name)
-    await _deliver(running, raw)
+    raw = sample(kind, name)
+    await deliver(running, raw)
     (inbound,) = await all_rows(running.app, InboundMessage)
     assert inbound.raw == raw, "kept byte for byte"
     assert inbound.state is InboundState.PROCESSED, (inbound.reason, inbound.decisions)
@@ -215,7 +215,7 @@ async def test_message_id_that_looks_like_ours_is_a_persons_mail(
     start_daemon: StartDaemon, relay_sink: RelaySink, name: str
 ) -> None:
     running = await start_daemon()
-    await _deliver(running, _sample("own-id-shape", name))
+    await deliver(running, sample("own-id-shape", name))
     (inbound,) = await all_rows(running.app, InboundMessage)
     assert inbound.state is InboundState.PROCESSED, inbound.reason
     assert len(await all_rows(running.app, Ticket)) == 1
