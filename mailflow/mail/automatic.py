@@ -82,15 +82,12 @@ def _bounce(parsed: ParsedMessage, sender: str, known: Known) -> Verdict | None:
         found.append(f"returned headers of {known.returns_ours}")
     if found:
         return _verdict(AutoKind.BOUNCE, found)
-    prose = signals.bounce_prose(parsed)
-    if not prose:
-        return None
+    # A bounce's words count only from a machine: checked first, as a person's mail has none.
     machine = signals.machine_sender(parsed, sender)
     if known.returns_ours:
         machine.append(f"quotes {known.returns_ours}")
-    if machine:
-        return _verdict(AutoKind.BOUNCE, prose + machine)
-    return None
+    prose = signals.bounce_prose(parsed) if machine else []
+    return _verdict(AutoKind.BOUNCE, prose + machine) if prose else None
 
 
 def _challenge(parsed: ParsedMessage) -> Verdict | None:

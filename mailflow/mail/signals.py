@@ -12,6 +12,24 @@ from mailflow.mail.parse import ParsedMessage
 OPENING = 800  # characters of text where responders and bounces say what they are
 LOOP_SCAN = 4000  # a loop diagnostic may sit below a list of recipients
 
+
+class _Phrases:
+    """A lower-case pattern searched in lower-cased text, only when one of its anchors (words
+    every alternative contains) is there: most mail has none, and then costs a few `in` tests
+    instead of a search with dozens of alternatives."""
+
+    def __init__(self, anchors: tuple[str, ...], pattern: str) -> None:
+        self.anchors = anchors
+        self.pattern = re.compile(pattern)
+
+    def find(self, text: str) -> str:
+        lowered = text.lower()
+        if not any(anchor in lowered for anchor in self.anchors):
+            return ""
+        match = self.pattern.search(lowered)
+        return match.group(0) if match else ""
+
+
 # ---------------------------------------------------------------------------- senders
 
 _SYSTEM_LOCAL = re.compile(
@@ -62,7 +80,40 @@ def machine_sender(parsed: ParsedMessage, sender: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- bounces
 
-_BOUNCE_PHRASES = re.compile(
+_BOUNCE_PHRASES = _Phrases(
+    (
+        "deliver",
+        "returned mail",
+        "original message was received",
+        "zugestellt",
+        "failure notice",
+        "did not reach",
+        "blocked",
+        "rejected",
+        "bounced",
+        "quarantined",
+        "virus",
+        "threat",
+        "malware",
+        "mail system at host",
+        "zustell",
+        "remis",
+        "distribu",
+        "chec de",
+        "dostarcz",
+        "entreg",
+        "recapit",
+        "consegnat",
+        "bestelbaar",
+        "afgeleverd",
+        "bezorgd",
+        "配信",
+        "配送",
+        "退信",
+        "投递",
+        "送达",
+        "傳遞",
+    ),
     r"undeliver(ed|able)|delivery (status notification|failure|has failed|failed|problem)|"
     r"mail delivery (failed|failure|system|subsystem)|returned mail|failure notice|"
     r"non[- ]?delivery|(could|can)( ?not|n't) be delivered|was not delivered|"
@@ -79,13 +130,12 @@ _BOUNCE_PHRASES = re.compile(
     r"n[ãa]o (é|foi) poss[íi]vel entregar|n[ãa]o entregue|falha na entrega|"
     r"配信不能|配送エラー|配信エラー|配信に失敗|配信できません|"
     r"退信|无法投递|投递失败|未送达|無法傳遞",
-    re.I,
 )
-_LOOP_PHRASES = re.compile(
+_LOOP_PHRASES = _Phrases(
+    ("loop", "hop", "received", "schleife", "boucle"),
     r"mail (forwarding )?loop|suspected (mail )?loop|loop detected|hop count exceeded|"
     r"too many hops|message is looping|routing loop|too many \"?received\"? headers|"
     r"mailschleife|boucle de (messagerie|courrier)",
-    re.I,
 )
 _NDR_HEADERS = ("x-failed-recipients", "x-ms-exchange-message-is-ndr")
 
@@ -100,15 +150,14 @@ def bounce_structure(parsed: ParsedMessage) -> list[str]:
 def bounce_prose(parsed: ParsedMessage) -> list[str]:
     """A bounce's subject or opening, in the languages MTAs write them; a mail loop above all."""
     found: list[str] = []
-    subject = _BOUNCE_PHRASES.search(parsed.subject)
-    if subject:
+    if _BOUNCE_PHRASES.find(parsed.subject):
         found.append(f"bounce subject {parsed.subject[:60]!r}")
-    opening = _BOUNCE_PHRASES.search(parsed.text[:OPENING])
+    opening = _BOUNCE_PHRASES.find(parsed.text[:OPENING])
     if opening:
-        found.append(f"bounce text {opening.group(0)!r}")
-    loop = _LOOP_PHRASES.search(parsed.subject) or _LOOP_PHRASES.search(parsed.text[:LOOP_SCAN])
+        found.append(f"bounce text {opening!r}")
+    loop = _LOOP_PHRASES.find(parsed.subject) or _LOOP_PHRASES.find(parsed.text[:LOOP_SCAN])
     if loop:
-        found.append(f"mail loop {loop.group(0)!r}")
+        found.append(f"mail loop {loop!r}")
     return found
 
 
@@ -157,17 +206,32 @@ _CHALLENGE_SUBJECT = re.compile(
     r"please confirm your message",
     re.I,
 )
-_CHALLENGE_TEXT = re.compile(
+_CHALLENGE_TEXT = _Phrases(
+    (
+        "confirm",
+        "verif",
+        "prove",
+        "challenge",
+        "spam",
+        "held",
+        "waitlisted",
+        "quarantined",
+        "only accepts",
+        "click the link",
+        "fill out",
+        "protected by",
+        "junk",
+    ),
     r"(confirm|verify|prove)\w* (that )?you are (a |an )?(real |actual )?"
     r"(person|human|not a (spammer|robot|bot))|challenge[- ]response|anti-?spam service|"
     r"(has been|is being|is) (held|waitlisted|quarantined) (until|for|pending)|held until you|"
     r"only accepts (e-?mail|mail|messages) from (verified|approved|known)|"
     r"click the link below to (verify|confirm|register)|fill out the (short )?(registration )?form|"
     r"i am protected by|blocks junk (e-?mail|mail)",
-    re.I,
 )
-_CHALLENGE_VENDORS = re.compile(
-    r"boxbe|bluebottle|spam ?arrest|choicemail|sendio|mailblocks|spamcop verification", re.I
+_CHALLENGE_VENDORS = _Phrases(
+    ("boxbe", "bluebottle", "arrest", "choicemail", "sendio", "mailblocks"),
+    r"boxbe|bluebottle|spam ?arrest|choicemail|sendio|mailblocks",
 )
 
 
@@ -177,13 +241,13 @@ def challenge(parsed: ParsedMessage) -> list[str]:
     if _CHALLENGE_SUBJECT.search(parsed.subject):
         found.append(f"challenge subject {parsed.subject[:60]!r}")
     opening = parsed.text[:OPENING]
-    text = _CHALLENGE_TEXT.search(opening)
+    text = _CHALLENGE_TEXT.find(opening)
     if text:
-        found.append(f"challenge text {text.group(0)!r}")
+        found.append(f"challenge text {text!r}")
     author = f"{parsed.sender.name} <{parsed.sender.address}>" if parsed.sender else ""
-    vendor = _CHALLENGE_VENDORS.search(author) or _CHALLENGE_VENDORS.search(opening)
+    vendor = _CHALLENGE_VENDORS.find(author) or _CHALLENGE_VENDORS.find(opening)
     if vendor:
-        found.append(f"challenge-response service {vendor.group(0)!r}")
+        found.append(f"challenge-response service {vendor!r}")
     return found
 
 
@@ -198,7 +262,38 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"|is out of (the )?office|ist au(ß|ss)er haus|est absente?\b|on (vacation|holiday|leave)",
     re.I,
 )
-_AUTO_REPLY_TEXT = re.compile(
+_AUTO_REPLY_TEXT = _Phrases(
+    (
+        "office",
+        "away",
+        "absent",
+        "vacation",
+        "holiday",
+        "leave",
+        "automatic",
+        "büro",
+        "abwesen",
+        "haus",
+        "urlaub",
+        "automatique",
+        "nieobecn",
+        "automatyczn",
+        "oficina",
+        "ausente",
+        "vacaciones",
+        "automática",
+        "ufficio",
+        "assente",
+        "ferie",
+        "afwezig",
+        "vakantie",
+        "aanwezig",
+        "férias",
+        "ferias",
+        "escrit",
+        "不在",
+        "休假",
+    ),
     r"(i am|i'm|i will be) (currently )?(out of (the )?office|(away|absent|on (annual )?"
     r"(vacation|holiday|leave)) (until|till|through|from the office))|"
     r"this is an automatic (reply|response|message)|automatic reply|"
@@ -210,7 +305,6 @@ _AUTO_REPLY_TEXT = re.compile(
     r"sono (fuori ufficio|assente|in ferie)|ik ben (afwezig|met vakantie|niet aanwezig)|"
     r"estou (ausente|de f[ée]rias|fora do escrit[óo]rio)|"
     r"不在にしております|只今不在|我(正在|目前)休假",
-    re.I,
 )
 _VENDOR_HEADERS = (
     "x-autoreply",
@@ -252,9 +346,9 @@ def auto_reply_weak(parsed: ParsedMessage, sender: str) -> list[str]:
         found.append(topic)
     if parsed.header("x-auto-response-suppress") is not None:
         found.append(f"X-Auto-Response-Suppress: {parsed.header('x-auto-response-suppress')}")
-    text = _AUTO_REPLY_TEXT.search(parsed.text[:OPENING])
+    text = _AUTO_REPLY_TEXT.find(parsed.text[:OPENING])
     if text:
-        found.append(f"text {text.group(0)!r}")
+        found.append(f"text {text!r}")
     if sender.strip() == "<>" or is_system(sender):
         found.append(f"envelope sender {sender.strip() or '<>'}")
     return found

@@ -152,3 +152,50 @@ def test_returned_reads_message_ids_from_returned_headers_only() -> None:
     found = returned([headers], "text without ids")
 
     assert found.message_ids == ("ours@example.com",)
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "The original message was received at Mon, 5 Jan 2026",
+        "Ihre Nachricht wurde nicht zugestellt.",
+        "Votre message n'a pas pu être remis.",
+        "Il messaggio non è stato consegnato.",
+        "Uw bericht kon niet worden afgeleverd.",
+        "Não foi possível entregar a mensagem.",
+        "Wiadomość nie została dostarczona.",
+        "メッセージの配信に失敗しました。",
+        "您的邮件无法投递。",
+        "554 5.4.14 Hop count exceeded - possible mail loop",
+    ],
+)
+def test_bounce_openings_in_many_languages_are_recognised(opening: str) -> None:
+    raw = f"From: postmaster@mx.test\r\nSubject: x\r\n\r\n{opening}\r\n".encode()
+
+    verdict = classify(parse(raw), "<>")
+
+    assert verdict is not None
+    assert verdict.kind is AutoKind.BOUNCE
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "I am out of the office until Monday.",
+        "Ich bin bis Montag nicht im Büro.",
+        "Je suis absente jusqu'au 12.",
+        "Jestem nieobecny do poniedziałku.",
+        "Estoy de vacaciones hasta el lunes.",
+        "Sono in ferie fino a lunedì.",
+        "Ik ben met vakantie tot maandag.",
+        "Estou de férias até segunda.",
+        "只今不在にしております。",
+    ],
+)
+def test_out_of_office_openings_are_a_sign_of_an_auto_reply(opening: str) -> None:
+    raw = f"From: bob@customer.test\r\nSubject: x\r\n\r\n{opening}\r\n".encode()
+
+    verdict = classify(parse(raw), "<>")
+
+    assert verdict is not None
+    assert verdict.kind is AutoKind.AUTO_REPLY, verdict.reason
