@@ -26,7 +26,7 @@ from mailflow.db.models import (
 from mailflow.mail.parse import parse
 from tests.conftest import RelaySink, Running, StartDaemon
 from tests.mail.test_parse_realmail import READ
-from tests.support import all_rows, build_message, smtp_send
+from tests.support import all_rows, build_message, mailflow_cli, smtp_send
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 BOB = "bob@customer.test"
@@ -219,3 +219,21 @@ async def test_message_id_that_looks_like_ours_is_a_persons_mail(
     (inbound,) = await all_rows(running.app, InboundMessage)
     assert inbound.state is InboundState.PROCESSED, inbound.reason
     assert len(await all_rows(running.app, Ticket)) == 1
+
+
+async def test_inbound_show_tells_which_signals_decided(
+    start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path, database_url: str
+) -> None:
+    running = await start_daemon()
+    await deliver(running, sample("autoreply", "exchange-oof-no-in-reply-to.eml"))
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[database]\nurl = "{database_url}"\n')
+
+    shown = await mailflow_cli(config, "inbound", "show", "1")
+
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "automatic: auto_reply: subject 'Automatic reply: Printer is on fire'; Thread-Topic "
+        "copied under 'Automatic reply:'; X-Auto-Response-Suppress: All; text 'i am out of "
+        "the office'; envelope sender <>"
+    ) in shown.output
