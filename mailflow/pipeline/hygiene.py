@@ -78,6 +78,10 @@ async def _to_return_path(services: Services, intake: Intake) -> Verdict | None:
     return None
 
 
+# Parts that return a message to its sender: their headers tell whose mail it was.
+_RETURNED = ("message/rfc822", "text/rfc822-headers")
+
+
 async def _known(services: Services, intake: Intake) -> Known:
     """Ask the database only what can change the verdict on this message: whether a report
     quotes our mail, whether a lone sign of an auto-reply answers our automatic mail."""
@@ -95,9 +99,6 @@ async def _known(services: Services, intake: Intake) -> Known:
                 answers = f"our automatic mail (outbox {row.id})"
                 break
     return Known(returns_ours=returns_ours, answers_automatic=answers)
-
-
-_RETURNED = ("message/rfc822", "text/rfc822-headers")
 
 
 async def _ours(services: Services, quoted: dsn.Returned) -> str:
@@ -128,10 +129,11 @@ async def automatic(services: Services, intake: Intake) -> Disposition:
         return await _complaint(services, intake)
     if verdict.kind is AutoKind.CHALLENGE:
         return intake.finish(InboundState.STORED_ONLY, "challenge-response request; never answered")
-    if intake.parsed.sender is None and parse_mailbox(intake.envelope.mail_from) is None:
-        # Nobody to open a ticket for, and a machine: kept with the reason, not quarantined.
-        reason = f"{verdict.kind.value} without a usable sender"
-        return intake.finish(InboundState.STORED_ONLY, reason)
+    unsigned = intake.parsed.sender is None and parse_mailbox(intake.envelope.mail_from) is None
+    if verdict.kind is AutoKind.AUTO_REPLY and unsigned:
+        # Nobody to store it from, but surely a responder: kept with the reason, where a
+        # sender-less mail of unknown kind waits in the quarantine for a person.
+        return intake.finish(InboundState.STORED_ONLY, "automatic reply without a usable sender")
     return Disposition.CONTINUE
 
 
