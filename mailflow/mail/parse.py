@@ -150,13 +150,11 @@ class _Collector:
             # A multipart whose boundary never appears: its body is all there is; read it.
             self.defects.append("multipart body without its boundary, read as text")
             self.plain.append(self._text(part))
-        elif content_type in _BODY_TYPES and filename and disposition != "attachment":
+        elif content_type in _BODY_TYPES and (filename or disposition == "attachment"):
             if disposition == "inline":  # shown in place by the sender's client: the body
                 self._body(part, content_type)
             else:
-                self._named(part, content_type, filename)
-        elif content_type in _BODY_TYPES and disposition == "attachment":
-            self._named(part, content_type, filename or _default_name(content_type))
+                self._named(part, content_type, filename or _default_name(content_type))
         elif content_type == "message/rfc822" or disposition == "attachment" or filename:
             self._attachment(part, content_type, filename or _default_name(content_type))
         elif content_type.startswith("text/") and content_type != "text/rfc822-headers":
