@@ -19,6 +19,7 @@ from mailflow.cli import (
     rules,
     run,
     setup,
+    suppressions,
     tickets,
     usergroups,
 )
@@ -54,6 +55,7 @@ for module in (
     inject,
     inbound,
     deliver,
+    suppressions,
 ):
     module.register(cli)
 

@@ -259,6 +259,18 @@ class AutomaticMail(Base):
     sent_at: Mapped[datetime]
 
 
+class Suppression(Base):
+    """An address no automatic mail goes to: it complained of our mail, or an administrator
+    said so. Mail an agent writes still goes."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
 class ImapFolder(Base):
     """Where reading an IMAP folder got to: committed with each message it took."""
 

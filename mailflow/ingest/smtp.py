@@ -83,6 +83,7 @@ class MailListener:
         kind = _TrackedLMTP if self.channel is Channel.LMTP else _TrackedSMTP
         protocol = kind(
             self.handler,
+            line_length_limit=smtp.max_message_size + LINE_SLACK,
             data_size_limit=smtp.max_message_size,
             enable_SMTPUTF8=True,
             hostname=smtp.hostname,
@@ -129,10 +130,21 @@ class MailListener:
                 protocol.transport.close()
 
 
+# A line may be as long as the message may be large, plus its CRLF and a stuffed dot.
+LINE_SLACK = 3
+
+
 class _Tracked:
     """Keeps a registry of open connections, to close them at shutdown."""
 
     registry: set[SMTP]
+
+    def __init__(self, *args: Any, line_length_limit: int, **kwargs: Any) -> None:
+        # RFC 5321 §4.5.3.1.6 allows a server to refuse lines past 1,000 octets, but real
+        # mail breaks that rule and Postfix accepts it; refusing bounces a person's mail.
+        # aiosmtpd reads this before it sizes its stream reader.
+        self.line_length_limit = line_length_limit
+        super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: Any) -> None:
         self.registry.add(self)  # type: ignore[arg-type]

@@ -1,20 +1,26 @@
-"""Is this mail from a machine? RFC 3834 and the markers real auto-responders use."""
+"""Is this mail from a machine? Decided by structure first (RFC 3464, 5965, 8098 reports),
+then by signals real senders leave: each verdict says which signals made it."""
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
+from mailflow.mail import signals
 from mailflow.mail.parse import ParsedMessage
-from mailflow.tickets.numbers import find_tag
 
 
 class AutoKind(enum.StrEnum):
     BOUNCE = "bounce"  # a delivery status notification: never a ticket
+    FEEDBACK = "feedback"  # a complaint from a mailbox provider: never a ticket; suppresses
+    CHALLENGE = "challenge"  # "confirm you are a person": never answered, never a ticket
     AUTO_REPLY = "auto_reply"  # out-of-office, vacation, read receipts: stored, acts on nothing
     AUTO_GENERATED = "auto_generated"  # notifications, no-reply senders: a ticket, no reply
     LIST = "list"  # mailing lists and bulk mail: a ticket, no reply
+
+
+# Kinds that end the message's journey in the hygiene step: no ticket, nothing sent.
+STOPPING = frozenset({AutoKind.BOUNCE, AutoKind.FEEDBACK, AutoKind.CHALLENGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,112 +29,93 @@ class Verdict:
     reason: str
 
 
-_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
-_NO_REPLY_SENDERS = re.compile(r"^(no-?reply|do-?not-?reply|noreply-[^@]*|bounces?)[+@]", re.I)
-_BOUNCE_SUBJECTS = re.compile(
-    r"^\s*(undeliver(ed|able)|delivery (status notification|failure|has failed)|"
-    r"mail delivery (failed|failure|system)|returned mail|failure notice|"
-    r"non[- ]?delivery|unzustellbar|nicht zustellbar|non remis|niedostarczon)",
-    re.I,
-)
-# Prefixes that out-of-office and vacation responders put on subjects, in several languages.
-_AUTO_REPLY_SUBJECTS = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|autoreply|out of (the )?office|"
-    r"abwesenheit(snotiz)?|automatische antwort|r[ée]ponse automatique|absence|"
-    r"odpowied[źz] automatyczna|autosvar|automatisch antwoord|respuesta autom[aá]tica|"
-    r"risposta automatica|auto:)",
-    re.I,
-)
-# Headers whose mere presence marks an automatic responder.
-_AUTO_REPLY_HEADERS = (
-    "x-autoreply",
-    "x-autorespond",
-    "x-autoresponder",
-    "x-autoreply-from",
-    "x-mail-autoreply",
-    "x-auto-response",
-)
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What only the database can tell about a message; empty when it was not asked."""
+
+    returns_ours: str = ""  # the report quotes one of our messages: which
+    answers_automatic: str = ""  # it answers automatic mail of ours: which
 
 
-def is_null_sender(envelope_sender: str) -> bool:
+def envelope_sender(parsed: ParsedMessage, mail_from: str) -> str:
+    """The envelope sender; mail that arrives without one (IMAP, inject) has Return-Path."""
+    if mail_from.strip():
+        return mail_from
+    return parsed.header("return-path") or ""
+
+
+def is_null_sender(sender: str) -> bool:
     """MAIL FROM:<> (RFC 5321 §4.5.5): bounces and RFC 3834 auto-replies; "" is unknown."""
-    return envelope_sender.strip() == "<>"
+    return sender.strip() == "<>"
 
 
-def classify(parsed: ParsedMessage, envelope_sender: str) -> Verdict | None:
+def classify(parsed: ParsedMessage, mail_from: str, known: Known = Known()) -> Verdict | None:
     """None for a person's mail; otherwise what kind of machine sent it, and why we think so."""
+    sender = envelope_sender(parsed, mail_from)
     return (
-        _bounce(parsed, envelope_sender)
-        or _auto_reply(parsed)
+        _feedback(parsed)
+        or _bounce(parsed, sender, known)
+        or _challenge(parsed)
+        or _auto_reply(parsed, sender, known)
         or _listed(parsed)
-        or _generated(parsed, envelope_sender)
+        or _generated(parsed, sender)
     )
 
 
-def _header(parsed: ParsedMessage, name: str) -> str:
-    return (parsed.header(name) or "").strip().lower()
+def _verdict(kind: AutoKind, found: list[str]) -> Verdict:
+    return Verdict(kind, "; ".join(found))
 
 
-def _bounce(parsed: ParsedMessage, envelope_sender: str) -> Verdict | None:
-    content_type = _header(parsed, "content-type")
-    if "multipart/report" in content_type and "delivery-status" in content_type:
-        return Verdict(AutoKind.BOUNCE, "delivery status notification (RFC 3464)")
-    sender = parsed.sender.address if parsed.sender else ""
-    null_sender = is_null_sender(envelope_sender)
-    subject_says_bounce = bool(_BOUNCE_SUBJECTS.match(parsed.subject))
-    if _BOUNCE_SENDERS.match(sender) and (subject_says_bounce or null_sender):
-        return Verdict(AutoKind.BOUNCE, f"bounce from {sender}")
-    if null_sender and subject_says_bounce:
-        return Verdict(AutoKind.BOUNCE, "bounce with a null return path")
+def _feedback(parsed: ParsedMessage) -> Verdict | None:
+    found = signals.feedback_structure(parsed)
+    if found:
+        return _verdict(AutoKind.FEEDBACK, found)
+    weak = signals.feedback_prose(parsed)
+    if weak and signals.returned_message(parsed):
+        return _verdict(AutoKind.FEEDBACK, [*weak, "carries the reported message"])
     return None
 
 
-def _auto_reply(parsed: ParsedMessage) -> Verdict | None:
-    content_type = _header(parsed, "content-type")
-    if "multipart/report" in content_type and "disposition-notification" in content_type:
-        return Verdict(AutoKind.AUTO_REPLY, "read receipt (RFC 8098)")
-    auto_submitted = _header(parsed, "auto-submitted")
-    if auto_submitted.startswith("auto-replied"):
-        return Verdict(AutoKind.AUTO_REPLY, f"Auto-Submitted: {auto_submitted}")
-    for name in _AUTO_REPLY_HEADERS:
-        if parsed.header(name) is not None:
-            return Verdict(AutoKind.AUTO_REPLY, f"{name} header")
-    if _header(parsed, "x-autogenerated") == "reply":
-        return Verdict(AutoKind.AUTO_REPLY, "X-Autogenerated: Reply")
-    if _header(parsed, "precedence") == "auto_reply":
-        return Verdict(AutoKind.AUTO_REPLY, "Precedence: auto_reply")
-    if "autoresponder" in _header(parsed, "x-post-messageclass"):
-        return Verdict(AutoKind.AUTO_REPLY, "X-POST-MessageClass: autoresponder")
-    if _AUTO_REPLY_SUBJECTS.match(parsed.subject):
-        subject = parsed.subject[:60]
-        if parsed.thread_ids or find_tag(parsed.subject) is not None:
-            return Verdict(AutoKind.AUTO_REPLY, f"subject {subject!r}, answering our mail")
-        # A subject alone is no proof ("Absence request for May" is a person's mail): keep
-        # it as a ticket, but answer nothing, in case it is a responder after all.
-        return Verdict(AutoKind.AUTO_GENERATED, f"subject {subject!r}, answering nothing")
+def _bounce(parsed: ParsedMessage, sender: str, known: Known) -> Verdict | None:
+    found = signals.bounce_structure(parsed)
+    if known.returns_ours and "text/rfc822-headers" in parsed.parts:
+        found.append(f"returned headers of {known.returns_ours}")
+    if found:
+        return _verdict(AutoKind.BOUNCE, found)
+    # A bounce's words count only from a machine: checked first, as a person's mail has none.
+    machine = signals.machine_sender(parsed, sender)
+    if known.returns_ours:
+        machine.append(f"quotes {known.returns_ours}")
+    prose = signals.bounce_prose(parsed) if machine else []
+    return _verdict(AutoKind.BOUNCE, prose + machine) if prose else None
+
+
+def _challenge(parsed: ParsedMessage) -> Verdict | None:
+    found = signals.challenge(parsed)
+    return _verdict(AutoKind.CHALLENGE, found) if len(found) >= 2 else None
+
+
+def _auto_reply(parsed: ParsedMessage, sender: str, known: Known) -> Verdict | None:
+    strong = signals.auto_reply_strong(parsed)
+    if strong:
+        return _verdict(AutoKind.AUTO_REPLY, strong)
+    weak = signals.auto_reply_weak(parsed, sender)
+    if known.answers_automatic:
+        weak.append(f"answers {known.answers_automatic}")
+    if len(weak) >= 2:
+        return _verdict(AutoKind.AUTO_REPLY, weak)
+    if weak:
+        # One sign alone is no proof ("Absence request for May" is a person's mail): keep it
+        # as a ticket, but answer nothing, in case it is a responder after all.
+        return _verdict(AutoKind.AUTO_GENERATED, [f"one sign of an automatic reply: {weak[0]}"])
     return None
 
 
 def _listed(parsed: ParsedMessage) -> Verdict | None:
-    precedence = _header(parsed, "precedence")
-    if precedence in ("bulk", "junk", "list"):
-        return Verdict(AutoKind.LIST, f"Precedence: {precedence}")
-    for name in ("list-id", "list-unsubscribe", "list-post"):
-        if parsed.header(name) is not None:
-            return Verdict(AutoKind.LIST, f"{name} header")
-    return None
+    found = signals.list_headers(parsed)
+    return _verdict(AutoKind.LIST, found) if found else None
 
 
-def _generated(parsed: ParsedMessage, envelope_sender: str) -> Verdict | None:
-    auto_submitted = _header(parsed, "auto-submitted")
-    if auto_submitted and auto_submitted != "no":
-        return Verdict(AutoKind.AUTO_GENERATED, f"Auto-Submitted: {auto_submitted}")
-    if parsed.header("x-auto-response-suppress") is not None:
-        suppress = _header(parsed, "x-auto-response-suppress")
-        return Verdict(AutoKind.AUTO_GENERATED, f"X-Auto-Response-Suppress: {suppress}")
-    if is_null_sender(envelope_sender):
-        return Verdict(AutoKind.AUTO_GENERATED, "null return path")
-    sender = parsed.sender.address if parsed.sender else ""
-    if _BOUNCE_SENDERS.match(sender) or _NO_REPLY_SENDERS.match(sender):
-        return Verdict(AutoKind.AUTO_GENERATED, f"sender {sender}")
-    return None
+def _generated(parsed: ParsedMessage, sender: str) -> Verdict | None:
+    found = signals.generated(parsed, sender)
+    return _verdict(AutoKind.AUTO_GENERATED, found) if found else None

@@ -1,5 +1,5 @@
-"""Delivery status notifications (RFC 3464) and the common non-standard bounces: which of
-our messages failed, and why."""
+"""Delivery status notifications (RFC 3464), the common non-standard bounces and feedback
+reports (RFC 5965, and the unlabelled ones): which of our messages they are about, and why."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 
-_MESSAGE_ID_LINE = re.compile(r"^message-id:\s*<([^<>\s]+)>", re.I | re.M)
+_MESSAGE_ID_LINE = re.compile(r"^\s*message-id\s*:\s*<([^<>\s]+)>", re.I | re.M)
+# Our VERP return paths (outbox.bounces.return_path) as a report quotes them.
+_VERP = re.compile(r"[a-z0-9._-]+\+bounce-\d{1,12}-[a-z2-7]+@[a-z0-9.-]+", re.I)
+RETURNED_SCAN = 64 * 1024  # of a returned message, its headers are what tells whose it was
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"\b([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})?[^\n]*", re.M)
 
@@ -22,6 +25,26 @@ class Bounce:
     # Every recipient delivered, relayed or expanded (a success report someone asked for):
     # nothing went wrong, so nothing is recorded.
     delivered: bool = False
+    # Our VERP addresses the report quotes (the returned message's Return-Path).
+    return_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A complaint (RFC 5965 §3): someone marked our mail as spam."""
+
+    message_ids: tuple[str, ...]
+    return_paths: tuple[str, ...]
+    recipients: tuple[str, ...]  # the complaining address, when the report names it
+    feedback_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Returned:
+    """What a report quotes of the message it is about."""
+
+    message_ids: tuple[str, ...] = ()
+    return_paths: tuple[str, ...] = ()
 
 
 def _fields(part: Message) -> list[Message]:
@@ -35,7 +58,7 @@ def _fields(part: Message) -> list[Message]:
     return [message_from_bytes(block.strip() + b"\n") for block in re.split(rb"\n\s*\n", text)]
 
 
-def _report(message: Message) -> Bounce | None:
+def _report(message: Message, raw: bytes) -> Bounce | None:
     status_parts = [p for p in message.walk() if p.get_content_type() == "message/delivery-status"]
     if not status_parts:
         return None
@@ -53,6 +76,7 @@ def _report(message: Message) -> Bounce | None:
     permanent = "failed" in actions or not actions
     return Bounce(
         message_ids=_quoted_message_ids(message),
+        return_paths=_verps(raw),
         recipients=tuple(recipients),
         permanent=permanent,
         diagnostic="; ".join(d for d in diagnostics if d) or "delivery failed",
@@ -91,6 +115,7 @@ def _informal(message: Message, raw: bytes) -> Bounce:
     permanent = not (code.startswith("4") or (status and status.group(1).startswith("4")))
     return Bounce(
         message_ids=tuple(dict.fromkeys(_MESSAGE_ID_LINE.findall(body))),
+        return_paths=_verps(raw),
         recipients=(),
         permanent=permanent,
         diagnostic=code[:300] or str(message.get("Subject", "delivery failed")),
@@ -99,4 +124,49 @@ def _informal(message: Message, raw: bytes) -> Bounce:
 
 def read_bounce(raw: bytes) -> Bounce:
     message = message_from_bytes(raw, policy=policy.compat32)
-    return _report(message) or _informal(message, raw)
+    return _report(message, raw) or _informal(message, raw)
+
+
+def _verps(raw: bytes) -> tuple[str, ...]:
+    text = raw.decode("utf-8", "replace")
+    return tuple(dict.fromkeys(m.lower() for m in _VERP.findall(text)))
+
+
+def _addresses(value: object) -> list[str]:
+    text = str(value or "")
+    return [a.lower() for a in re.findall(r"[^\s<>;:,]+@[^\s<>;:,]+", text)]
+
+
+def read_feedback(raw: bytes) -> Feedback:
+    """The reported message and the complaining address: RFC 5965 fields (Original-Rcpt-To,
+    Removal-Recipient), Microsoft's X-HmXmrOriginalRecipient, the returned message."""
+    message = message_from_bytes(raw, policy=policy.compat32)
+    recipients = _addresses(message.get("X-HmXmrOriginalRecipient"))
+    kind = ""
+    for part in message.walk():
+        if part.get_content_type() != "message/feedback-report":
+            continue
+        for group in _fields(part):
+            kind = kind or str(group.get("Feedback-Type", "")).strip().lower()
+            for name in ("Original-Rcpt-To", "Removal-Recipient"):
+                recipients += _addresses(group.get(name))
+    return Feedback(
+        message_ids=_quoted_message_ids(message),
+        return_paths=_verps(raw),
+        recipients=tuple(dict.fromkeys(recipients)),
+        feedback_type=kind or "abuse",
+    )
+
+
+def returned(quoted: list[bytes], text: str) -> Returned:
+    """Message-IDs and VERP addresses in a returned message (message/rfc822 or
+    text/rfc822-headers parts) or quoted as header lines in a report's text."""
+    ids: list[str] = []
+    verps: list[str] = []
+    for data in quoted:
+        headers = data[:RETURNED_SCAN].split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+        ids += _MESSAGE_ID_LINE.findall(headers.decode("utf-8", "replace"))
+        verps += _verps(headers)
+    ids += _MESSAGE_ID_LINE.findall(text[:RETURNED_SCAN])
+    verps += [m.lower() for m in _VERP.findall(text[:RETURNED_SCAN])]
+    return Returned(tuple(dict.fromkeys(ids)), tuple(dict.fromkeys(verps)))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.errors import MissingHeaderBodySeparatorDefect as _NO_SEPARATOR
 from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
 from html import unescape
@@ -14,15 +14,15 @@ from html import unescape
 from inscriptis import get_annotated_text
 from inscriptis.model.config import ParserConfig
 
+from mailflow.mail import headerblock
 from mailflow.mail.addresses import Mailbox, parse_mailbox, parse_mailboxes
+from mailflow.mail.charsets import clean_label, codec_for, decode_text, detect
+from mailflow.mail.charsets import normalise_encoded_words as _normalise_encoded_words
 from mailflow.mail.quotes import HTML_QUOTES, mark_quoted
 
+__all__ = ["ParsedAttachment", "ParsedMessage", "decode_text", "message_ids", "parse"]
+
 _MSGID = re.compile(r"<([^<>\s]+)>")
-# Labels that lie: us-ascii, latin-1 and windows-1252 are routinely put on UTF-8 text, and
-# latin-1 on windows-1252 text. Keyed by codec name, so that every alias (latin1, l1, cp819,
-# ansi_x3.4-1968) counts; valued by the readings that agree with the label.
-_WESTERN = {"ascii": ("utf-8",), "iso8859-1": ("cp1252", "latin-1"), "cp1252": ("cp1252",)}
-_FALLBACKS = ("utf-8", "cp1252", "latin-1")
 # Bytes the parser could not decode as ASCII, kept as lone surrogates (surrogateescape).
 _RAW_8BIT = re.compile("[\udc80-\udcff]")
 _HTML_TEXT = ParserConfig(annotation_rules=HTML_QUOTES)
@@ -51,6 +51,8 @@ class ParsedMessage:
     text: str = ""
     html: str | None = None
     attachments: tuple[ParsedAttachment, ...] = ()
+    # The content type of every MIME part, in order (not inside forwarded messages).
+    parts: tuple[str, ...] = ()
     # Lower-cased header name → values, for the hygiene checks.
     headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     defects: tuple[str, ...] = ()
@@ -82,36 +84,6 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     return tuple(mid for mid in found if len(mid) <= MAX_MESSAGE_ID)
 
 
-def decode_text(payload: bytes, charset: str | None) -> tuple[str, str | None]:
-    """Decode with the declared charset, else the likely real one; return text and a defect."""
-    declared = (charset or "us-ascii").strip().lower()
-    codec = _codec(declared)
-    candidates: tuple[str, ...] = _FALLBACKS
-    fitting: tuple[str, ...] = ()
-    if codec in _WESTERN:
-        # Valid UTF-8 with non-ASCII bytes is almost never real latin-1 or windows-1252 text.
-        fitting = _WESTERN[codec]
-    elif codec:
-        candidates, fitting = (codec, *_FALLBACKS), (codec,)
-    for candidate in candidates:
-        try:
-            text = payload.decode(candidate)
-        except (LookupError, ValueError):  # UnicodeError, and codecs that are not for text
-            continue
-        if candidate in fitting or (codec in _WESTERN and payload.isascii()):
-            return text, None
-        shown = "".join(c if c.isprintable() else "?" for c in declared[:40])
-        return text, f"charset {shown} did not fit; read as {candidate}"
-    raise AssertionError("latin-1 decodes every byte string")
-
-
-def _codec(label: str) -> str | None:
-    try:
-        return codecs.lookup(label).name
-    except (LookupError, ValueError):  # unknown, or a label holding NUL or surrogates
-        return None
-
-
 def html_to_text(html: str) -> str:
     """The text of an HTML body, with the mail it quotes marked "> " as in plain text."""
     try:
@@ -122,6 +94,17 @@ def html_to_text(html: str) -> str:
         return unescape(re.sub(r"<[^>]+>", " ", html)).strip()
 
 
+# Text a person wrote; a file name on such a part does not make it an attachment by itself.
+_BODY_TYPES = ("text/plain", "text/html")
+# Machine-readable parts of reports (RFC 3464, 5965, 8098): field groups, not text.
+_REPORT_PARTS = (
+    "message/delivery-status",
+    "message/feedback-report",
+    "message/disposition-notification",
+    "message/global-delivery-status",
+)
+
+
 class _Collector:
     """Walks the MIME tree once, sorting parts into bodies and attachments."""
 
@@ -130,16 +113,26 @@ class _Collector:
         self.html: list[str] = []
         self.attachments: list[ParsedAttachment] = []
         self.defects: list[str] = []
+        self.parts: list[str] = []
+        # Text parts kept as attachments for their file name: the body after all when there
+        # is no other text.
+        self.named: list[tuple[Message, str, ParsedAttachment]] = []
 
     def walk(self, part: Message) -> None:
+        content_type = part.get_content_type()
+        self.parts.append(content_type)
         # is_multipart() is true for message/rfc822 too; a forward is kept whole as an
-        # attachment (_leaf), not walked into, which would mix its text into ours.
-        if part.is_multipart() and part.get_content_type() != "message/rfc822":
+        # attachment (_leaf), not walked into, which would mix its text into ours. The field
+        # groups of a delivery-status or feedback report are neither text nor a file (mail.dsn
+        # reads them from the raw message).
+        if content_type in _REPORT_PARTS:
+            return
+        if part.is_multipart() and content_type != "message/rfc822":
             payload = part.get_payload()
             children = (
                 [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
             )
-            if part.get_content_type() == "multipart/alternative":
+            if content_type == "multipart/alternative":
                 self._alternative(children)
             else:
                 for child in children:
@@ -163,16 +156,33 @@ class _Collector:
             # A multipart whose boundary never appears: its body is all there is; read it.
             self.defects.append("multipart body without its boundary, read as text")
             self.plain.append(self._text(part))
+        elif content_type in _BODY_TYPES and (filename or disposition == "attachment"):
+            if disposition == "inline":  # shown in place by the sender's client: the body
+                self._body(part, content_type)
+            else:
+                self._named(part, content_type, filename or _default_name(content_type))
         elif content_type == "message/rfc822" or disposition == "attachment" or filename:
             self._attachment(part, content_type, filename or _default_name(content_type))
-        elif content_type == "text/plain":
-            self.plain.append(self._text(part))
-        elif content_type == "text/html":
-            self.html.append(self._text(part))
-        elif content_type.startswith("text/"):
-            self.plain.append(self._text(part))
+        elif content_type.startswith("text/") and content_type != "text/rfc822-headers":
+            self._body(part, content_type)
         else:
             self._attachment(part, content_type, _default_name(content_type))
+
+    def _body(self, part: Message, content_type: str) -> None:
+        (self.html if content_type == "text/html" else self.plain).append(self._text(part))
+
+    def _named(self, part: Message, content_type: str, filename: str) -> None:
+        self._attachment(part, content_type, filename)
+        self.named.append((part, content_type, self.attachments[-1]))
+
+    def finish(self) -> None:
+        """Text parts kept for their file name are the body when there is no other text."""
+        if any(t.strip() for t in self.plain + self.html):
+            return
+        named = [attachment for _, _, attachment in self.named]
+        self.attachments = [a for a in self.attachments if not any(a is n for n in named)]
+        for part, content_type, _ in self.named:
+            self._body(part, content_type)
 
     def _text(self, part: Message) -> str:
         payload = _payload(part)
@@ -235,17 +245,49 @@ def _default_name(content_type: str) -> str:
 
 
 def _header_values(message: Message) -> dict[str, tuple[str, ...]]:
+    items = [(name, str(value)) for name, value in message.raw_items()]
+    eight_bit = [value for _, value in items if _RAW_8BIT.search(value)]
+    declared = _declared_charset(message) if eight_bit or any("=?" in v for _, v in items) else ""
+    codec = _header_codec(declared, eight_bit) if eight_bit else "utf-8"
     headers: dict[str, list[str]] = {}
-    for name, value in message.raw_items():
-        headers.setdefault(name.lower(), []).append(_clean(_header_text(name, str(value))))
+    for name, value in items:
+        text = _header_text(name, value, codec, declared)
+        headers.setdefault(name.lower(), []).append(_clean(text))
     return {name: tuple(values) for name, values in headers.items()}
 
 
-def _header_text(name: str, raw: str) -> str:
-    """The decoded value. Raw 8-bit bytes are read as UTF-8, else windows-1252, rather than
-    becoming U+FFFD as the email package would have them."""
+def _declared_charset(message: Message) -> str:
+    """The charset the first text part declares: the sender's client wrote the headers too."""
+    return clean_label(next((c for p in message.walk() if (c := p.get_content_charset())), ""))
+
+
+def _header_codec(declared: str, values: list[str]) -> str:
+    """One reading for the raw 8-bit bytes of a header block: UTF-8 when they are, else the
+    charset the body declares (the sender's client wrote both), else detection over them all."""
+    data = b"\n".join(v.encode("utf-8", "surrogateescape") for v in values)
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    info = codec_for(declared) if declared else None
+    if info is not None:
+        try:
+            info.decode(data, "strict")
+            return info.name
+        except UnicodeDecodeError:
+            pass
+    return detect(data)
+
+
+def _header_text(name: str, raw: str, codec: str, declared: str) -> str:
+    """The decoded value. Raw 8-bit bytes are read in the block's charset rather than becoming
+    U+FFFD as the email package would have them; encoded words in charsets it does not know
+    are read as the body's text is."""
     if _RAW_8BIT.search(raw):
-        raw, _ = decode_text(raw.encode("utf-8", "surrogateescape"), "utf-8")
+        raw = raw.encode("utf-8", "surrogateescape").decode(codec, "replace")
+    if "=?" in raw:
+        raw = _normalise_encoded_words(raw, declared)
     try:
         return str(policy.default.header_fetch_parse(name, raw))
     except Exception:  # a header the modern policy cannot parse: keep its raw text
@@ -277,13 +319,25 @@ def parse(raw: bytes) -> ParsedMessage:
         )
 
 
-def _parse(raw: bytes) -> ParsedMessage:
+def _read(raw: bytes) -> tuple[Message, list[str]]:
     try:
         message: Message = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
-        lenient: list[str] = []
+        return message, []
     except Exception as exc:  # header parsing inside the feed parser; compat32 parses none
         message = message_from_bytes(raw, policy=policy.compat32)
-        lenient = [f"MIME headers read leniently: {exc!r}"]
+        return message, [f"MIME headers read leniently: {exc!r}"]
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    mended = headerblock.repair(raw) if headerblock.looks_damaged(raw) else None
+    message, lenient = _read(mended[0] if mended else raw)
+    if mended is None and any(isinstance(d, _NO_SEPARATOR) for d in message.defects):
+        # A line that is not a header ended the block early: perhaps only a stray line.
+        mended = headerblock.repair(raw)
+        if mended is not None:
+            message, lenient = _read(mended[0])
+    if mended is not None:
+        lenient += mended[1]
     headers = _header_values(message)
 
     def first(name: str) -> str | None:
@@ -292,6 +346,7 @@ def _parse(raw: bytes) -> ParsedMessage:
 
     collector = _Collector()
     collector.walk(message)
+    collector.finish()
     html = "\n".join(collector.html) if collector.html else None
     text = "\n".join(collector.plain).strip()
     if not text and html:
@@ -311,6 +366,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         text=text,
         html=html,
         attachments=tuple(collector.attachments),
+        parts=tuple(collector.parts),
         headers=headers,
         defects=tuple(defects),
     )

@@ -15,6 +15,7 @@ from mailflow.db.models import AutomaticMail, Message, OutboxMessage, Ticket
 from mailflow.mail.addresses import Mailbox, with_tag
 from mailflow.mail.compose import AutoSubmitted, Outgoing, compose, new_message_id
 from mailflow.mail.parse import ParsedAttachment
+from mailflow.outbox import suppressions
 from mailflow.outbox.bounces import return_path
 from mailflow.outbox.queue import enqueue
 from mailflow.render import Renderer
@@ -92,6 +93,8 @@ class Mailer:
         message = mail.message
         if message and message.automatic and message.from_address == mail.to.mailbox.address:
             return f"the message it answers was automatic ({message.automatic})"
+        if suppressed := await suppressions.held(session, mail.to.mailbox.address):
+            return suppressed
         if capped and await self.over_automatic_limit(session, mail.to.mailbox.address, now):
             return "per-address limit on automatic mail"
         return None

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 from sqlalchemy import select
 
 from mailflow.db.models import InboundMessage, InboundState, OutboxMessage, Ticket
-from mailflow.mail.automatic import AutoKind, Verdict, classify
-from mailflow.mail.dsn import read_bounce
+from mailflow.mail import dsn, signals
+from mailflow.mail.addresses import parse_mailbox
+from mailflow.mail.automatic import STOPPING, AutoKind, Known, Verdict, classify, envelope_sender
 from mailflow.outbox import bounces
 from mailflow.pipeline.intake import Disposition, Intake, Services
-
-_OURS = re.compile(r"^[0-9a-f]{32}@")
 
 
 async def loop(services: Services, intake: Intake) -> Disposition:
@@ -22,12 +20,18 @@ async def loop(services: Services, intake: Intake) -> Disposition:
     if sender is not None and services.addresses.resolve(sender.address) is not None:
         intake.decide("loop", f"From is our own address {sender.address}")
         return intake.finish(InboundState.DISCARDED, f"loop: mail from our own {sender.address}")
-    message_id = intake.parsed.message_id or ""
-    domain = services.config.message_id_domain
-    if _OURS.match(message_id) and message_id.endswith("@" + domain):
-        intake.decide("loop", f"Message-ID {message_id} is one we generated")
+    message_id = intake.parsed.message_id
+    # Ours only if we sent it: a customer's Message-ID may look like ours by chance.
+    if message_id and await _outbox_row(services, message_id) is not None:
+        intake.decide("loop", f"Message-ID {message_id} is that of our outbox mail")
         return intake.finish(InboundState.DISCARDED, "loop: our own message came back")
     return Disposition.CONTINUE
+
+
+async def _outbox_row(services: Services, message_id: str) -> OutboxMessage | None:
+    return await services.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.message_id == message_id).limit(1)
+    )
 
 
 def dedupe_key(intake: Intake) -> str:
@@ -74,22 +78,84 @@ async def _to_return_path(services: Services, intake: Intake) -> Verdict | None:
     return None
 
 
+# Parts that return a message to its sender: their headers tell whose mail it was.
+_RETURNED = ("message/rfc822", "text/rfc822-headers")
+
+
+async def _known(services: Services, intake: Intake) -> Known:
+    """Ask the database only what can change the verdict on this message: whether a report
+    quotes our mail, whether a lone sign of an auto-reply answers our automatic mail."""
+    parsed = intake.parsed
+    returns_ours = ""
+    if signals.returned_message(parsed) or "message-id" in parsed.text[:4000].lower():
+        quoted = [a.data for a in parsed.attachments if a.content_type in _RETURNED]
+        returns_ours = await _ours(services, dsn.returned(quoted, parsed.text))
+    answers = ""
+    sender = envelope_sender(parsed, intake.envelope.mail_from)
+    if parsed.thread_ids and len(signals.auto_reply_weak(parsed, sender)) == 1:
+        for message_id in parsed.thread_ids[:5]:
+            row = await _outbox_row(services, message_id)
+            if row is not None and b"\nAuto-Submitted: auto-" in row.raw.partition(b"\r\n\r\n")[0]:
+                answers = f"our automatic mail (outbox {row.id})"
+                break
+    return Known(returns_ours=returns_ours, answers_automatic=answers)
+
+
+async def _ours(services: Services, quoted: dsn.Returned) -> str:
+    for address in quoted.return_paths:
+        outbox_id = bounces.outbox_id_of(services.signer, address)
+        if outbox_id is not None:
+            return f"our return path of outbox {outbox_id}"
+    for message_id in quoted.message_ids[:10]:
+        row = await _outbox_row(services, message_id)
+        if row is not None:
+            return f"our outbox {row.id}"
+    return ""
+
+
 async def automatic(services: Services, intake: Intake) -> Disposition:
-    """Machines get no answers; bounces update the outbox and open no ticket."""
-    verdict = classify(intake.parsed, intake.envelope.mail_from)
-    if verdict is None or verdict.kind is not AutoKind.BOUNCE:
+    """Machines get no answers; bounces, complaints and challenges open no ticket."""
+    verdict = classify(intake.parsed, intake.envelope.mail_from, await _known(services, intake))
+    if verdict is None or verdict.kind not in STOPPING:
         verdict = await _to_return_path(services, intake) or verdict
     if verdict is None:
         return Disposition.CONTINUE
     intake.automatic = verdict
     intake.inbound.automatic = verdict.kind.value
     intake.decide("automatic", f"{verdict.kind.value}: {verdict.reason}")
-    if verdict.kind is not AutoKind.BOUNCE:
-        return Disposition.CONTINUE
-    report = read_bounce(intake.inbound.raw)
+    if verdict.kind is AutoKind.BOUNCE:
+        return await _bounce(services, intake)
+    if verdict.kind is AutoKind.FEEDBACK:
+        return await _complaint(services, intake)
+    if verdict.kind is AutoKind.CHALLENGE:
+        return intake.finish(InboundState.STORED_ONLY, "challenge-response request; never answered")
+    unsigned = intake.parsed.sender is None and parse_mailbox(intake.envelope.mail_from) is None
+    if verdict.kind is AutoKind.AUTO_REPLY and unsigned:
+        # Nobody to store it from, but surely a responder: kept with the reason, where a
+        # sender-less mail of unknown kind waits in the quarantine for a person.
+        return intake.finish(InboundState.STORED_ONLY, "automatic reply without a usable sender")
+    return Disposition.CONTINUE
+
+
+async def _bounce(services: Services, intake: Intake) -> Disposition:
+    report = dsn.read_bounce(intake.inbound.raw)
     found = await bounces.apply(
         services.session, services.signer, report, intake.envelope.rcpt_tos, intake.now
     )
     intake.events += found.events
     intake.decide("bounce", found.summary)
     return intake.finish(InboundState.STORED_ONLY, f"bounce: {found.summary}")
+
+
+async def _complaint(services: Services, intake: Intake) -> Disposition:
+    report = dsn.read_feedback(intake.inbound.raw)
+    found = await bounces.complaint(
+        services.session,
+        services.signer,
+        report,
+        intake.envelope.rcpt_tos,
+        intake.now,
+        ours=lambda address: services.addresses.resolve(address) is not None,
+    )
+    intake.decide("feedback", found.summary)
+    return intake.finish(InboundState.STORED_ONLY, f"feedback report: {found.summary}")

@@ -145,6 +145,7 @@ class Vacation:
 
     subject: Callable[[str], str]
     answer: Literal["from", "return-path"] = "from"
+    text: str = "I am out of the office until Monday and will read your mail then."
     router_port: int = 0
     received: list[Received] = field(default_factory=list)
     replies: list[EmailMessage] = field(default_factory=list)
@@ -175,7 +176,7 @@ class Vacation:
         reply["Subject"] = self.subject(str(original["Subject"] or ""))
         reply["Date"] = formatdate(localtime=False)
         reply["Message-ID"] = make_msgid(domain="vacation.test")
-        reply.set_content("I am out of the office until Monday and will read your mail then.")
+        reply.set_content(self.text)
         return reply
 
     async def answer_forever(self) -> None:
@@ -428,6 +429,10 @@ def _fixed(subject: str) -> str:
     return "Away until Monday"
 
 
+# Words no signal of mail/signals.py knows: the cap, not recognition, must stop this one.
+UNMARKED = "Thanks for your mail; I will read it on Monday."
+
+
 @pytest.mark.parametrize("answer", ["from", "return-path"])
 async def test_out_of_office_subject_ends_the_loop_after_one_round(
     start_network: StartNetwork, answer: Literal["from", "return-path"]
@@ -459,7 +464,7 @@ async def test_out_of_office_subject_ends_the_loop_after_one_round(
 async def test_unmarked_reply_keeping_the_tag_is_a_customer_reply_and_ends_the_loop(
     start_network: StartNetwork,
 ) -> None:
-    vacation = Vacation(subject=_re)
+    vacation = Vacation(subject=_re, text=UNMARKED)
     net = await start_network(hygiene={"automatic_mail_limit": 3}, vacation=vacation)
     await _write_to_a(net)
 
@@ -480,7 +485,7 @@ async def test_responder_dropping_subject_and_markers_is_bounded_by_the_cap(
     start_network: StartNetwork,
 ) -> None:
     limit = 3
-    vacation = Vacation(subject=_fixed, answer="from")
+    vacation = Vacation(subject=_fixed, answer="from", text=UNMARKED)
     net = await start_network(
         hygiene={"automatic_mail_limit": limit, "automatic_mail_window": "1h"}, vacation=vacation
     )

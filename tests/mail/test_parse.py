@@ -95,12 +95,12 @@ def test_unknown_charset_falls_back_and_records_a_defect() -> None:
     assert "charset x-no-such-charset did not fit; read as utf-8" in parsed.defects
 
 
-def test_bytes_no_charset_can_read_are_kept_as_latin1() -> None:
-    # 0x81 is neither UTF-8 nor windows-1252; latin-1 reads every byte.
+def test_bytes_no_charset_defines_are_kept_as_their_c1_characters() -> None:
+    # 0x81 is neither UTF-8 nor windows-1252; WHATWG's windows-1252 keeps it as U+0081.
     text, defect = decode_text(b"caf\xe9 \x81", "utf-8")
 
     assert text == "café \x81"
-    assert defect == "charset utf-8 did not fit; read as latin-1"
+    assert defect == "charset utf-8 did not fit; read as cp1252"
 
 
 @pytest.mark.parametrize("label", ["undefined", "base64", "utf-8\x00", "x\udcff"])

@@ -34,9 +34,9 @@ class Case:
 
 CASES = [
     Case("ooo-outlook.eml", ticket=False, answered=False, automatic="auto_reply"),
-    # Only its subject says it is automatic, and it answers no mail of ours: a person might
-    # have written "Abwesenheitsnotiz: …", so it is kept as a ticket, and answered by nothing.
-    Case("ooo-german-subject-only.eml", ticket=True, answered=False, automatic="auto_generated"),
+    # Its subject and its opening ("Ich bin bis … nicht im Büro") say it is automatic: two
+    # signs make an auto-reply, kept as inbound only since it answers no mail of ours.
+    Case("ooo-german-subject-only.eml", ticket=False, answered=False, automatic="auto_reply"),
     Case("ooo-vacation-auto-replied.eml", ticket=False, answered=False, automatic="auto_reply"),
     Case("read-receipt-mdn.eml", ticket=False, answered=False, automatic="auto_reply"),
     Case("dsn-rfc3464.eml", ticket=False, answered=False, automatic="bounce"),

@@ -1,6 +1,6 @@
 """an approval's explanation: the text an agent writes under #approval
 
-Revision ID: 0002_commands
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-30
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0002_commands"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
