@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
-from mailflow.db.models import ActorKind, Agent, Ticket
+from mailflow.db.models import Agent, Message, Ticket
 from mailflow.db.record import Approval, ApprovalNonce, ApprovalState
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Mailer, Recipient, TemplateMail
@@ -164,7 +164,7 @@ async def decide(
             ops.record(
                 session,
                 ticket,
-                ops.Actor(ActorKind.CUSTOMER, approval.approver),
+                ops.Actor.approver(approval.approver),
                 "approval_commented",
                 now,
                 approval=approval.id,
@@ -179,7 +179,7 @@ async def decide(
     approval.comment = decision.comment
     if not changed:
         approval.changeable_until = now + mailer.config.approvals.change_window
-    actor = ops.Actor(ActorKind.CUSTOMER, approval.approver)
+    actor = ops.Actor.approver(approval.approver)
     ops.record(
         session,
         ticket,
@@ -225,8 +225,42 @@ async def expire_due(session: AsyncSession, mailer: Mailer, now: datetime) -> li
     return events
 
 
+async def keep_reply(
+    session: AsyncSession,
+    mailer: Mailer,
+    approval: Approval,
+    message: Message,
+    why: str,
+    now: datetime,
+) -> None:
+    """The approver answered by mail but decided nothing (a question, or after the decision):
+    the answer is on the ticket already; say so in the history and tell whoever asked."""
+    ticket = await session.get(Ticket, approval.ticket_id)
+    assert ticket is not None
+    ops.record(
+        session,
+        ticket,
+        ops.Actor.approver(approval.approver),
+        "approval_answered",
+        now,
+        approval=approval.id,
+        message=message.id,
+        reason=why,
+    )
+    await _tell_requester(
+        session, mailer, ticket, approval, now, "agent/approval_reply", message, why=why
+    )
+
+
 async def _tell_requester(
-    session: AsyncSession, mailer: Mailer, ticket: Ticket, approval: Approval, now: datetime
+    session: AsyncSession,
+    mailer: Mailer,
+    ticket: Ticket,
+    approval: Approval,
+    now: datetime,
+    template: str = "agent/approval_decided",
+    message: Message | None = None,
+    **context: str,
 ) -> None:
     """The agent who asked; when a rule asked, the ticket's assignee."""
     agent = (
@@ -237,10 +271,12 @@ async def _tell_requester(
     if agent is None or not agent.active:
         return
     mail = TemplateMail(
-        template="agent/approval_decided",
+        template=template,
         to=Recipient(ops.mailbox_of(agent), Role.AGENT, agent.id),
-        purpose="approval_decided",
+        purpose=template.rpartition("/")[2],
         actor=ops.Actor.system("approvals"),
-        context={"approval": approval},
+        message=message,
+        answering_id=message.message_id if message else None,
+        context={"approval": approval, **context},
     )
     await mailer.send(session, ticket, mail, now)
