@@ -33,7 +33,9 @@ class Engine:
     ) -> None:
         """Events caused by actions are handled in turn, up to `rules.max_depth` links deep.
         `agent` is who acted, if an agent did: nobody is mailed about what they did, also
-        through the events their act causes down the chain."""
+        through the events their act causes down the chain. The same holds for the author
+        of mail that only claims an agent's address, or comes from an unverified sender:
+        a notice to them could be answered by their responder, and again."""
         queue: deque[tuple[Event, int, Agent | None, str | None]] = deque()
         for event in events:
             spared = agent.email if agent else await _spared(session, event)

@@ -32,7 +32,7 @@ class Quarantine(Exception):
 class Joined(enum.StrEnum):
     """How a message found its ticket: what that proves of its sender."""
 
-    NOT = ""
+    NONE = ""  # no ticket (yet)
     RETURN_PATH = "return path"  # only machines write there
     SIGNED = "signed reply address"  # bound to the ticket and the one it was given to
     REFERENCES = "references"  # the sender saw the ticket's mail
@@ -72,7 +72,7 @@ class Intake:
     # to show for it) or takes no part in it: their mail is only a note for the agents.
     unverified: str | None = None
     ticket: Ticket | None = None
-    joined_by: Joined = Joined.NOT
+    joined_by: Joined = Joined.NONE
     # The stored message; holding it keeps it in the session for the rules that follow.
     message: Message | None = None
     # Set on the inbound row when it is kept, in the same UPDATE as the decisions.

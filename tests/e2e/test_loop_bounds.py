@@ -121,16 +121,19 @@ class Responders(RelaySink):
                 self.busy = False
 
 
-StartLoop = Callable[[dict[str, Naive]], Awaitable[tuple[Running, Responders]]]
+StartLoop = Callable[..., Awaitable[tuple[Running, Responders]]]
 
 
 @pytest.fixture
 async def start_loop(start_daemon: StartDaemon) -> AsyncIterator[StartLoop]:
-    """The daemon (with LIMITS, agent Alice) relaying through responders for `naive`."""
+    """The daemon (with LIMITS, and agents: Alice) relaying through responders for `naive`."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def start(naive: dict[str, Naive]) -> tuple[Running, Responders]:
-            responders = Responders(naive=naive, names={AGENT: "Alice Agent"})
+        async def start(
+            naive: dict[str, Naive], agents: dict[str, str] | None = None
+        ) -> tuple[Running, Responders]:
+            agents = agents or {AGENT: "Alice Agent"}
+            responders = Responders(naive=naive, names=agents)
             loop = asyncio.get_running_loop()
             server = await loop.create_server(
                 lambda: SMTP(responders, hostname="world.test", loop=loop), "127.0.0.1", 0
@@ -147,7 +150,8 @@ async def start_loop(start_daemon: StartDaemon) -> AsyncIterator[StartLoop]:
                     await task
 
             stack.push_async_callback(cancel)
-            await add_agent(running.app, AGENT, "Alice Agent")
+            for address, name in agents.items():
+                await add_agent(running.app, address, name)
             return running, responders
 
         yield start
@@ -311,3 +315,25 @@ async def test_responders_on_both_sides_across_new_tickets_stop_at_the_agents_ca
     assert len(responders.received) <= 3 * tickets
     assert "per-address limit on automatic mail" in await _suppressed(running)
     assert len(await all_rows(running.app, InboundMessage)) == len(responders.answers) + 1
+
+
+async def test_responders_in_two_agents_mailboxes_stop_at_the_tickets_ceiling(
+    start_loop: StartLoop,
+) -> None:
+    """Alice's and Carol's responders answer the From, support@, keeping the tag: each
+    answer is a note on ticket 1 from an address that only claims to be the agent's, told
+    to the other agent (never to the one it claims), whose responder answers again. The
+    per-ticket ceiling ends it."""
+    carol = "carol@staff.test"
+    running, responders = await start_loop(
+        {AGENT: Naive("from"), carol: Naive("from")},
+        agents={AGENT: "Alice Agent", carol: "Carol Agent"},
+    )
+    await _run_loop(running, responders)
+
+    assert responders.failures == []
+    assert len(responders.received) == TICKET_LIMIT
+    assert len(await all_rows(running.app, Ticket)) == 1
+    notes = [m for m in await all_rows(running.app, Message) if not m.public]
+    assert {m.author_kind for m in notes} == {ActorKind.UNVERIFIED}
+    assert set(await _suppressed(running)) == {"per-ticket limit on automatic mail"}
