@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from mailflow.db.models import ActorKind, History, Message, OutboxMessage, Participant
+from mailflow.db.models import ActorKind, History, Message, Participant
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
@@ -16,6 +16,7 @@ from tests.support import (
     answer_notice,
     build_message,
     get_ticket,
+    queued,
     reply_address,
     smtp_send,
 )
@@ -52,11 +53,6 @@ async def _state(running: Running) -> tuple[str, str, int | None]:
 
 async def _send(running: Running, message: EmailMessage, mail_from: str) -> None:
     assert (await smtp_send(running.port, message, mail_from=mail_from))[0] == 250
-
-
-async def _queued(running: Running) -> list[list[str]]:
-    """Everyone mail was queued for, in order: committed before the SMTP answer."""
-    return [row.rcpt_tos for row in await all_rows(running.app, OutboxMessage)]
 
 
 async def _unverified(running: Running) -> list[tuple[str, str]]:
@@ -105,7 +101,7 @@ async def test_forgeries_with_the_assignees_from_change_nothing_and_are_told_to_
     }
     assert len(await _unverified(running)) == len(forgeries)
     assert STRANGER not in {p.address for p in await all_rows(running.app, Participant)}
-    assert (await _queued(running))[4:] == [[CAROL]] * len(forgeries), (
+    assert (await queued(running.app))[4:] == [[CAROL]] * len(forgeries), (
         "Carol hears of each; Alice, whose address they claim, and the customer hear nothing"
     )
     told = (await relay_sink.wait_for(4 + len(forgeries)))[-1]
@@ -127,7 +123,7 @@ async def test_a_stranger_replaying_the_customers_signed_address_joins_no_cc(
     assert await _unverified(running) == [
         (STRANGER, f"{STRANGER} wrote to the signed reply address of {CUSTOMER}")
     ]
-    assert (await _queued(running))[4:] == [[ALICE]], "the assignee hears of it"
+    assert (await queued(running.app))[4:] == [[ALICE]], "the assignee hears of it"
     told = (await relay_sink.wait_for(5))[-1]
     assert f"from {STRANGER}, who could not be verified" in told.text
 
@@ -188,7 +184,7 @@ async def test_an_agents_own_address_writing_to_support_is_not_told_of_it(
     message = build_message(sender=f"Alice <{ALICE}>", subject="New laptop for Dan")
     await _send(running, message, ALICE)
 
-    assert (await _queued(running))[4:] == [[CAROL]]
+    assert (await queued(running.app))[4:] == [[CAROL]]
     told = (await relay_sink.wait_for(5))[-1]
     assert "[#2]" in str(told.message["Subject"])
     actions = [h.action for h in await all_rows(running.app, History) if h.ticket_id == 2]
@@ -217,4 +213,4 @@ async def test_an_agents_automatic_answer_on_the_signed_address_is_never_relayed
     assert await _state(running) == ("customer waiting", "normal", 1)
     kept = (await all_rows(running.app, Message))[-2:]
     assert {(m.author_kind, m.public) for m in kept} == {(ActorKind.AGENT, False)}
-    assert (await _queued(running))[4:] == [], "no customer, no agent hears of it"
+    assert (await queued(running.app))[4:] == [], "no customer, no agent hears of it"

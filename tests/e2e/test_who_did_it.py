@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from mailflow.clock import ManualClock
-from mailflow.db.models import ActorKind, History, Message, OutboxMessage
+from mailflow.db.models import ActorKind, History, Message
 from mailflow.db.record import Approval, ApprovalState
 from tests.conftest import Received, RelaySink, Running, StartDaemon
 from tests.support import (
@@ -17,17 +17,13 @@ from tests.support import (
     answer_notice,
     build_message,
     get_ticket,
+    queued,
     smtp_send,
 )
 
 ALICE = "alice@staff.test"
 CUSTOMER = "bob@customer.test"
 BOSS = "boss@corp.test"
-
-
-async def _queued(running: Running) -> list[list[str]]:
-    """Everyone mail was queued for, in order: committed before the SMTP answer."""
-    return [row.rcpt_tos for row in await all_rows(running.app, OutboxMessage)]
 
 
 async def _history(running: Running) -> list[tuple[str, str, str]]:
@@ -109,14 +105,14 @@ async def test_a_stranger_on_the_approval_address_leaves_a_note_and_no_customer_
     start_daemon: StartDaemon, relay_sink: RelaySink, clock: ManualClock
 ) -> None:
     running, request = await _asked(start_daemon, relay_sink, clock)
-    before = len(await _queued(running))
+    before = len(await queued(running.app))
     await answer_notice(running, request, "mallory@evil.test", "APPROVE\nI am the boss now.")
 
     assert (await _approval(running)).state is ApprovalState.PENDING
     assert (await get_ticket(running.app, 1)).status == "customer waiting"
     note = (await all_rows(running.app, Message))[-1]
     assert (note.author_kind, note.public) == (ActorKind.UNVERIFIED, False)
-    assert (await _queued(running))[before:] == [[ALICE]]
+    assert (await queued(running.app))[before:] == [[ALICE]]
     told = await _last_to(relay_sink, ALICE, 2)
     assert told.text.startswith('Mail on [#1] "Printer is on fire" from mallory@evil.test,')
     assert "Bob Customer" not in told.text.splitlines()[0]
@@ -126,7 +122,7 @@ async def test_an_approvers_question_goes_on_the_ticket_and_the_requester_is_tol
     start_daemon: StartDaemon, relay_sink: RelaySink, clock: ManualClock
 ) -> None:
     running, request = await _asked(start_daemon, relay_sink, clock)
-    before = len(await _queued(running))
+    before = len(await queued(running.app))
     await answer_notice(running, request, BOSS, "Approve? What is this for?")
 
     assert (await _approval(running)).state is ApprovalState.PENDING
@@ -134,7 +130,7 @@ async def test_an_approvers_question_goes_on_the_ticket_and_the_requester_is_tol
     note = (await all_rows(running.app, Message))[-1]
     assert (note.author_kind, note.public, note.from_address) == (ActorKind.APPROVER, False, BOSS)
     assert note.text == "Approve? What is this for?"
-    assert (await _queued(running))[before:] == [[ALICE]]
+    assert (await queued(running.app))[before:] == [[ALICE]]
     told = await _last_to(relay_sink, ALICE, 2)
     assert told.text.startswith(f"{BOSS} (approver) answered your approval request on [#1]")
     assert "decides nothing: it says neither APPROVE nor REJECT" in told.text
