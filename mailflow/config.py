@@ -292,9 +292,12 @@ class TicketTypeConfig(Section):
 
 
 class HygieneConfig(Section):
-    # At most this many automatic mails (auto-replies, notifications) to one address per
-    # window; agents are exempt. Kept in the database: it holds across restarts and daemons.
+    # At most this many automatic mails (auto-replies, notices) to one address per window;
+    # to an agent, at most agent_automatic_mail_limit; about one ticket, at most
+    # ticket_automatic_mail_limit. Kept in the database: they hold across restarts and daemons.
     automatic_mail_limit: int = Field(default=5, ge=1)
+    agent_automatic_mail_limit: int = Field(default=100, ge=1)
+    ticket_automatic_mail_limit: int = Field(default=50, ge=1)
     automatic_mail_window: Duration = timedelta(hours=1)
     # Attachments larger than this are not extracted (the raw message keeps them).
     max_attachment_size: Size = 20 * 1024 * 1024

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from mailflow.app import App
 from mailflow.cli import cli
-from mailflow.db.models import Agent, History, Ticket
+from mailflow.db.models import Agent, History, OutboxMessage, Ticket
 from mailflow.db.people import AgentRole, Group, GroupMember, Usergroup, UsergroupMember
 from mailflow.mail.addresses import Mailbox
 from mailflow.people.directory import team_named
@@ -130,6 +130,12 @@ async def get_ticket(app: App, number: int) -> Ticket:
 async def all_rows(app: App, model: type[T]) -> list[T]:
     async with app.db.transaction() as session:
         return list((await session.scalars(select(model).order_by(model.id))).all())  # type: ignore[attr-defined]
+
+
+async def queued(app: App) -> list[list[str]]:
+    """Everyone mail was queued for, in order: committed before the SMTP answer, so no
+    waiting for the sender."""
+    return [row.rcpt_tos for row in await all_rows(app, OutboxMessage)]
 
 
 async def history_actions(app: App, ticket_id: int) -> list[str]:

@@ -150,7 +150,9 @@ def test_inject_then_list_and_show(tmp_path: Path, config_file: Path) -> None:
 
 def test_inject_a_customer_reply_moves_the_ticket(tmp_path: Path, config_file: Path) -> None:
     mailflow(config_file, "inject", str(_eml(tmp_path, "a.eml", message_id="<a@c.test>")))
-    reply = _eml(tmp_path, "b.eml", subject="Re: [#1] Printer", body="Any news?")
+    reply = _eml(
+        tmp_path, "b.eml", subject="Re: [#1] Printer", body="Any news?", in_reply_to="<a@c.test>"
+    )
     mailflow(config_file, "inject", str(reply))
     rows = json.loads(
         mailflow(config_file, "tickets", "--view", "agent-waiting", "--format", "json").output

@@ -187,8 +187,15 @@ async def _group(scope: RunScope) -> list[Agent]:
 
 
 async def _responsible(scope: RunScope) -> list[Agent]:
-    """The assignee; while there is none, the ticket's group; without one, the type's agents."""
-    return await _assignee(scope) or await _group(scope) or await _type_agents(scope)
+    """The assignee; while there is none, the ticket's group; without one, the type's agents.
+    Mail that only claims the assignee's address is told to the group, or the type's agents,
+    instead (the assignee's own act, authenticated, is told to nobody)."""
+    claimed = scope.facts.spared if scope.facts.agent is None else None
+    for find in (_assignee, _group, _type_agents):
+        found = [agent for agent in await find(scope) if agent.email != claimed]
+        if found:
+            return found
+    return []
 
 
 async def _ticket_agents(scope: RunScope) -> list[Agent]:
@@ -266,10 +273,9 @@ def _send(value: Any, load: LoadScope) -> Action:
 
     async def run(scope: RunScope) -> Result:
         message = scope.facts.message
-        acting = scope.facts.agent.email if scope.facts.agent else None
         for who in targets:
             for recipient in await _recipients(scope, who):
-                if recipient.mailbox.address == acting and who != "replying_agent":
+                if recipient.mailbox.address == scope.facts.spared and who != "replying_agent":
                     continue  # nobody is told about what they did themselves
                 mail = TemplateMail(
                     template=template,

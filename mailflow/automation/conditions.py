@@ -35,6 +35,9 @@ class Facts:
     event: Event
     message: Message | None = None
     agent: Agent | None = None
+    # Whom no rule mail about this event reaches: the author of the mail that caused it,
+    # when they are an agent (authenticated or not) or a sender we could not verify.
+    spared: str | None = None
     now: datetime | None = None
     hours: BusinessHoursConfig = field(default_factory=BusinessHoursConfig)
 

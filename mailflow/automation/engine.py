@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.automation.actions import RunScope, send_outgoing
 from mailflow.automation.conditions import Facts
 from mailflow.automation.schema import Rule, RuleSet
 from mailflow.config import Config
-from mailflow.db.models import Agent, Message, Ticket
+from mailflow.db.models import ActorKind, Agent, Message, Ticket
 from mailflow.outbox.mailer import Mailer, TemplateMail
 from mailflow.tickets import ops
 from mailflow.tickets.events import Event, TimeReached
@@ -32,10 +33,15 @@ class Engine:
     ) -> None:
         """Events caused by actions are handled in turn, up to `rules.max_depth` links deep.
         `agent` is who acted, if an agent did: nobody is mailed about what they did, also
-        through the events their act causes down the chain."""
-        queue = deque((event, 0, agent) for event in events)
+        through the events their act causes down the chain. The same holds for the author
+        of mail that only claims an agent's address, or comes from an unverified sender:
+        a notice to them could be answered by their responder, and again."""
+        queue: deque[tuple[Event, int, Agent | None, str | None]] = deque()
+        for event in events:
+            spared = agent.email if agent else await _spared(session, event)
+            queue.append((event, 0, agent, spared))
         while queue:
-            event, depth, acting = queue.popleft()
+            event, depth, acting, spared = queue.popleft()
             ticket = await session.get(Ticket, event.ticket_id)
             if ticket is None:
                 continue
@@ -51,9 +57,9 @@ class Engine:
                 )
                 log.warning("rules.chain_stopped", ticket=ticket.id, trigger=event.trigger)
                 continue
-            facts = await self._facts(session, ticket, event, acting, now)
+            facts = await self._facts(session, ticket, event, acting, now, spared)
             caused = await self._apply(session, ticket, facts, now)
-            queue.extend((e, depth + 1, facts.agent) for e in caused)
+            queue.extend((e, depth + 1, facts.agent, facts.spared) for e in caused)
 
     async def _apply(
         self, session: AsyncSession, ticket: Ticket, facts: Facts, now: datetime
@@ -124,9 +130,9 @@ class Engine:
         event: Event,
         acting: Agent | None,
         now: datetime,
+        spared: str | None = None,
     ) -> Facts:
-        message_id = getattr(event, "message_id", None)
-        message = await session.get(Message, message_id) if message_id else None
+        message = await _message_of(session, event)
         agent_id = getattr(event, "agent_id", None)
         agent = await session.get(Agent, agent_id) if agent_id else acting
         return Facts(
@@ -134,6 +140,25 @@ class Engine:
             event=event,
             message=message,
             agent=agent,
+            spared=agent.email if agent else spared,
             now=now,
             hours=self.config.business_hours,
         )
+
+
+async def _message_of(session: AsyncSession, event: Event) -> Message | None:
+    message_id = getattr(event, "message_id", None)
+    return await session.get(Message, message_id) if message_id else None
+
+
+async def _spared(session: AsyncSession, event: Event) -> str | None:
+    """The author of the mail behind the event, when no rule mail may reach them: a sender
+    we could not verify, or an agent's address that did not prove itself (an agent's own
+    responder, or someone borrowing the address), whose notice could start a loop."""
+    message = await _message_of(session, event)
+    if message is None or message.author_kind is ActorKind.AGENT:
+        return None
+    if message.author_kind is ActorKind.UNVERIFIED:
+        return message.from_address
+    agent = await session.scalar(select(Agent.id).where(Agent.email == message.from_address))
+    return message.from_address if agent is not None else None

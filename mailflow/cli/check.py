@@ -74,6 +74,7 @@ SAMPLE_EVENT = SimpleNamespace(
     new_agent_id=1,
     outbox_id=1,
     diagnostic="550 5.1.1 sample diagnostic",
+    reason="sample@example.org takes no part in ticket 1",
 )
 
 
@@ -109,6 +110,7 @@ def sample_context() -> dict[str, object]:
         "subject": "Sample subject",
         "approval": approval,
         "requester": "Alice",
+        "why": "it says neither APPROVE nor REJECT",
         "approve_url": "https://help.example/approval/sample?choice=approve",
         "reject_url": "https://help.example/approval/sample?choice=reject",
         "activity": activity,

@@ -29,6 +29,9 @@ __all__ = ["NAME_LENGTH", "Base", "UTCDateTime"]
 
 class ActorKind(enum.StrEnum):
     CUSTOMER = "customer"
+    SUPERVISOR = "supervisor"  # a customer supervising the ticket's usergroup
+    APPROVER = "approver"  # whoever was asked to decide an approval
+    UNVERIFIED = "unverified"  # a sender who is not who they claim, or takes no part
     AGENT = "agent"
     AUTOMATION = "automation"
     SYSTEM = "system"
@@ -249,13 +252,18 @@ class Participant(Base):
 
 
 class AutomaticMail(Base):
-    """Automatic mail sent per address, for the per-address cap that breaks mail loops."""
+    """Automatic mail sent, for the per-address caps and the per-ticket ceiling that bound
+    mail loops."""
 
     __tablename__ = "automatic_mail"
-    __table_args__ = (Index("ix_automatic_mail_address_sent", "address", "sent_at"),)
+    __table_args__ = (
+        Index("ix_automatic_mail_address_sent", "address", "sent_at"),
+        Index("ix_automatic_mail_ticket_sent", "ticket_id", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address: Mapped[str] = mapped_column(String(320))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     sent_at: Mapped[datetime]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config, TicketTypeConfig
@@ -19,6 +19,7 @@ from mailflow.outbox import suppressions
 from mailflow.outbox.bounces import return_path
 from mailflow.outbox.queue import enqueue
 from mailflow.render import Renderer
+from mailflow.tickets.authors import author_of
 from mailflow.tickets.messages import root_ref
 from mailflow.tickets.numbers import reply_subject, tag
 from mailflow.tickets.ops import Actor, record
@@ -47,8 +48,6 @@ class TemplateMail:
     attachments: tuple[ParsedAttachment, ...] = ()
     context: Mapping[str, Any] = field(default_factory=dict)
     cc: tuple[Mailbox, ...] = ()
-    # Under the per-address cap on automatic mail? By default, all but mail to agents.
-    capped: bool | None = None
 
 
 class Mailer:
@@ -75,6 +74,7 @@ class Mailer:
             "customer": ticket.customer,
             "assignee": ticket.assignee,
             "message": mail.message,
+            "author": author_of(mail.message, ticket) if mail.message else None,
             "recipient": mail.to.mailbox,
             "ticket_type": ticket_type,
             "instance": self.config.instance,
@@ -85,43 +85,36 @@ class Mailer:
         }
 
     async def _held_back(
-        self, session: AsyncSession, mail: TemplateMail, capped: bool, now: datetime
+        self, session: AsyncSession, ticket: Ticket, mail: TemplateMail, now: datetime
     ) -> str | None:
-        """Why this automatic mail must not go out (RFC 3834 §2), or None."""
+        """Why this automatic mail must not go out (RFC 3834 §2), or None. Every automatic
+        mail counts, to agents too: a loop through an agent's mailbox is a loop all the same."""
         if mail.auto_submitted is None:
             return None
         message = mail.message
-        if message and message.automatic and message.from_address == mail.to.mailbox.address:
+        address = mail.to.mailbox.address
+        if message and message.automatic and message.from_address == address:
             return f"the message it answers was automatic ({message.automatic})"
-        if suppressed := await suppressions.held(session, mail.to.mailbox.address):
+        if suppressed := await suppressions.held(session, address):
             return suppressed
-        if capped and await self.over_automatic_limit(session, mail.to.mailbox.address, now):
-            return "per-address limit on automatic mail"
-        return None
-
-    async def over_automatic_limit(
-        self, session: AsyncSession, address: str, now: datetime
-    ) -> bool:
         hygiene = self.config.hygiene
-        sent = await session.scalar(
-            select(func.count())
-            .select_from(AutomaticMail)
-            .where(
-                AutomaticMail.address == address,
-                AutomaticMail.sent_at > now - hygiene.automatic_mail_window,
-            )
-        )
-        return (sent or 0) >= hygiene.automatic_mail_limit
+        since = now - hygiene.automatic_mail_window
+        limit = hygiene.automatic_mail_limit
+        if mail.to.role is Role.AGENT:
+            limit = hygiene.agent_automatic_mail_limit
+        if await _sent_since(session, AutomaticMail.address == address, since) >= limit:
+            return "per-address limit on automatic mail"
+        ceiling = hygiene.ticket_automatic_mail_limit
+        if await _sent_since(session, AutomaticMail.ticket_id == ticket.id, since) >= ceiling:
+            return "per-ticket limit on automatic mail"
+        return None
 
     async def send(
         self, session: AsyncSession, ticket: Ticket, mail: TemplateMail, now: datetime
     ) -> OutboxMessage | None:
-        """Queue the mail; None when the per-address cap on automatic mail holds it back."""
+        """Queue the mail; None when a cap on automatic mail holds it back."""
         address = mail.to.mailbox.address
-        capped = mail.auto_submitted is not None and (
-            mail.capped if mail.capped is not None else mail.to.role is not Role.AGENT
-        )
-        held = await self._held_back(session, mail, capped, now)
+        held = await self._held_back(session, ticket, mail, now)
         if held:
             record(
                 session,
@@ -169,6 +162,14 @@ class Mailer:
             now=now,
         )
         row.mail_from = return_path(self.signer, ticket_type.addresses[0], row.id)
-        if capped:
-            session.add(AutomaticMail(address=address, sent_at=now))
+        if mail.auto_submitted is not None:
+            session.add(AutomaticMail(address=address, ticket_id=ticket.id, sent_at=now))
         return row
+
+
+async def _sent_since(session: AsyncSession, which: ColumnElement[bool], since: datetime) -> int:
+    """Automatic mail counted for the caps: to one address, or about one ticket."""
+    sent = await session.scalar(
+        select(func.count()).select_from(AutomaticMail).where(which, AutomaticMail.sent_at > since)
+    )
+    return sent or 0

@@ -19,6 +19,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("route", routing.route),  # which ticket type
     ("identity", identity.identify),  # agent (signed or authenticated) or customer
     ("thread", conversation.find_ticket),  # which ticket, if any
+    ("verify", identity.verify),  # a sender without proof of who they are leaves a note
     ("commands", acting.read_commands),  # an agent's or supervisor's #commands, all or none
     ("apply", apply.apply),  # open or add, relay an agent's answer
 )

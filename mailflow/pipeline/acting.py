@@ -53,15 +53,13 @@ _ANSWER = re.compile(r"^\s*(approved?|reject(?:ed)?)(?![\w?])[\s:.!-]*", re.IGNO
 
 async def _approval_reply(services: Services, intake: Intake, approval: Approval) -> Disposition:
     """The approver answers the request by mail: APPROVE or REJECT on the first line, and a
-    comment below it if they like."""
+    comment below it if they like. Whatever they write goes on the ticket (see apply)."""
     text = split_reply(intake.parsed.text).new
     match = _ANSWER.match(text)
     if match is None:
-        intake.decide("approval", "the reply says neither APPROVE nor REJECT")
-        return intake.finish(InboundState.STORED_ONLY, "approval reply without a decision")
+        return _undecided(intake, "it says neither APPROVE nor REJECT")
     if not approvals.open_to_decision(approval, intake.now):
-        intake.decide("approval", f"approval {approval.id} is {approval.state.value} already")
-        return intake.finish(InboundState.STORED_ONLY, f"approval already {approval.state.value}")
+        return _undecided(intake, f"approval {approval.id} is {approval.state.value} already")
     decision = approvals.Decision(
         approve=match.group(1).lower().startswith("approve"),
         via="email",
@@ -72,7 +70,13 @@ async def _approval_reply(services: Services, intake: Intake, approval: Approval
         services.session, services.mailer, approval, decision, intake.now
     )
     intake.decide("approval", f"approval {approval.id}: {approval.state.value} by email")
-    return intake.finish(InboundState.STORED_ONLY, f"approval {approval.state.value} by email")
+    return Disposition.CONTINUE
+
+
+def _undecided(intake: Intake, why: str) -> Disposition:
+    intake.undecided = why
+    intake.decide("approval", f"decides nothing: {why}")
+    return Disposition.CONTINUE
 
 
 async def _refuse(
@@ -103,7 +107,6 @@ async def _refuse(
         actor=ops.Actor.system("commands"),
         answering_id=intake.parsed.message_id,
         auto_submitted=AutoSubmitted.AUTO_REPLIED,
-        capped=True,
         context={"problems": problems, "subject": intake.parsed.subject},
     )
     await services.mailer.send(services.session, ticket, mail, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mailflow.db.models import (
+    ActorKind,
     Agent,
     Customer,
     Direction,
@@ -14,13 +15,20 @@ from mailflow.db.models import (
     ParticipantRole,
     Ticket,
 )
+from mailflow.db.record import Approval
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import AutoKind
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.people.usergroups import settle_usergroup
 from mailflow.pipeline.intake import Disposition, Intake, Services
-from mailflow.tickets import ops
-from mailflow.tickets.events import AgentReplied, CustomerReplied, NoteAdded, TicketCreated
+from mailflow.tickets import approvals, ops
+from mailflow.tickets.events import (
+    AgentReplied,
+    CustomerReplied,
+    NoteAdded,
+    TicketCreated,
+    UnverifiedMessage,
+)
 from mailflow.tickets.messages import add_incoming, add_participants, attachments_of
 from mailflow.tickets.numbers import clean_subject
 from mailflow.tokens import Role
@@ -29,16 +37,29 @@ from mailflow.tokens import Role
 async def apply(services: Services, intake: Intake) -> Disposition:
     sender = intake.sender
     assert sender is not None
-    if intake.automatic and intake.automatic.kind is AutoKind.AUTO_REPLY:
+    if _stored_only(intake):
         return await _store_only(services, intake)
     if intake.ticket is None:
         await _open(services, intake, sender)
+    elif intake.approval is not None:
+        return await _approver_reply(services, intake, intake.ticket, intake.approval)
+    elif intake.unverified is not None:
+        await _unverified_note(services, intake, intake.ticket, intake.unverified)
     elif intake.agent is not None:
         await _agent_reply(services, intake, intake.ticket, intake.agent)
     else:
         await _customer_reply(services, intake, intake.ticket, sender)
     _record_refusals(services, intake)
     return Disposition.CONTINUE
+
+
+def _stored_only(intake: Intake) -> bool:
+    """An auto-reply acts on nothing; nor does anything automatic from an agent or an
+    approver: a machine's answer is never relayed to a customer, nor decides."""
+    automatic = intake.automatic
+    if automatic is None:
+        return False
+    return automatic.kind is AutoKind.AUTO_REPLY or bool(intake.agent or intake.approval)
 
 
 async def _store(
@@ -75,7 +96,9 @@ async def _store_only(services: Services, intake: Intake) -> Disposition:
         intake.decide("apply", "automatic reply to no ticket of ours; stored only")
         return intake.finish(InboundState.STORED_ONLY, "automatic reply, no ticket")
     actor = ops.Actor.agent(intake.agent) if intake.agent else ops.Actor.system("automatic")
-    await _store(services, intake, ticket, actor, None)
+    await _store(
+        services, intake, ticket, actor, None, public=not (intake.agent or intake.approval)
+    )
     intake.decide("apply", f"automatic reply stored on ticket {ticket.id}; nothing else done")
     return intake.finish(InboundState.STORED_ONLY, "automatic reply")
 
@@ -129,12 +152,50 @@ async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
     intake.decide("apply", f"opened ticket {ticket.id} for {customer.email}{where}")
 
 
+async def _unverified_note(services: Services, intake: Intake, ticket: Ticket, reason: str) -> None:
+    """A stranger's mail, or one claiming an address it cannot prove: a note for the agents,
+    flagged. It moves no status, joins no Cc and fires only `unverified_message` rules."""
+    assert intake.sender is not None
+    address = intake.sender.address
+    message = await _store(
+        services, intake, ticket, ops.Actor.unverified(address), None, public=False
+    )
+    ops.record(
+        services.session,
+        ticket,
+        ops.Actor.system("identity"),
+        "unverified_sender",
+        intake.now,
+        sender=address,
+        reason=reason,
+        message=message.id,
+    )
+    intake.events.append(UnverifiedMessage(ticket.id, message.id, reason))
+    intake.decide("apply", f"kept on ticket {ticket.id} as a note from an unverified sender")
+
+
+async def _approver_reply(
+    services: Services, intake: Intake, ticket: Ticket, approval: Approval
+) -> Disposition:
+    """The approver's answer goes on the ticket for the agents, never to the customer. One
+    that decided nothing (a question, or too late) is told to whoever asked."""
+    actor = ops.Actor.approver(approval.approver)
+    message = await _store(services, intake, ticket, actor, None, public=False)
+    if intake.undecided is None:
+        intake.decide("apply", f"the approver's answer kept on ticket {ticket.id}")
+        return intake.finish(InboundState.STORED_ONLY, f"approval {approval.state.value} by email")
+    session, mailer = services.session, services.mailer
+    await approvals.keep_reply(session, mailer, approval, message, intake.undecided, intake.now)
+    intake.decide("apply", f"the approver's answer kept on ticket {ticket.id}; requester told")
+    return intake.finish(InboundState.STORED_ONLY, f"approval reply: {intake.undecided}")
+
+
 async def _customer_reply(
     services: Services, intake: Intake, ticket: Ticket, sender: Mailbox
 ) -> None:
     """A customer's answer, or a supervisor's; a supervisor's bare commands are no answer."""
     customer = await ops.customer_for(services.session, sender, intake.now)
-    actor = ops.Actor.customer(customer)
+    actor = ops.Actor.supervisor(customer) if intake.supervisor else ops.Actor.customer(customer)
     if _asks_for_privacy(services, intake) and customer.id == ticket.customer_id:
         ops.make_private(ticket, actor=actor, now=intake.now, session=services.session)
     await _participants(services, intake, ticket, ParticipantRole.CC)
@@ -266,7 +327,8 @@ async def _last_customer_message_id(services: Services, ticket: Ticket) -> str |
         .where(
             Message.ticket_id == ticket.id,
             Message.direction == Direction.IN,
-            Message.agent_id.is_(None),
+            Message.author_kind.in_([ActorKind.CUSTOMER, ActorKind.SUPERVISOR]),
+            Message.public.is_(True),
             Message.message_id.is_not(None),
         )
         .order_by(Message.id.desc())

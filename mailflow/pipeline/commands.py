@@ -76,7 +76,7 @@ class Actor:
         if self.agent is not None:
             return ops.Actor.agent(self.agent)
         assert self.supervisor is not None
-        return ops.Actor.customer(self.supervisor)
+        return ops.Actor.supervisor(self.supervisor)
 
 
 Check = Callable[["Context", str], Awaitable[Apply]]

@@ -29,6 +29,17 @@ class Quarantine(Exception):
     """A message the pipeline must not act on; kept for a person with this reason."""
 
 
+class Joined(enum.StrEnum):
+    """How a message found its ticket: what that proves of its sender."""
+
+    NONE = ""  # no ticket (yet)
+    RETURN_PATH = "return path"  # only machines write there
+    SIGNED = "signed reply address"  # bound to the ticket and the one it was given to
+    REFERENCES = "references"  # the sender saw the ticket's mail
+    PLUS_ADDRESS = "plus-address"  # anyone can type these two
+    SUBJECT_TAG = "subject tag"
+
+
 class Disposition(enum.Enum):
     CONTINUE = "continue"
     STOP = "stop"  # the message is done with: its state and reason say why
@@ -56,7 +67,12 @@ class Intake:
     agent: Agent | None = None
     # Why a From naming an agent was not allowed to act as one; recorded on the ticket.
     impersonation: str | None = None
+    # Why the sender is not who they claim to be on the ticket (an agent's address without
+    # proof, a signed address given to someone else, a participant's address with nothing
+    # to show for it) or takes no part in it: their mail is only a note for the agents.
+    unverified: str | None = None
     ticket: Ticket | None = None
+    joined_by: Joined = Joined.NONE
     # The stored message; holding it keeps it in the session for the rules that follow.
     message: Message | None = None
     # Set on the inbound row when it is kept, in the same UPDATE as the decisions.
@@ -66,8 +82,10 @@ class Intake:
     refused_because: str = ""
     # A customer supervising the ticket's usergroup, writing on their signed address.
     supervisor: Customer | None = None
-    # An approval whose approver answers on its signed address.
+    # An approval whose approver answers on its signed address, and why their answer
+    # decided nothing (a question, or too late), for whoever asked.
     approval: Approval | None = None
+    undecided: str | None = None
     # Checked commands from the top of an agent's or supervisor's mail, and their names.
     commands: list[Apply] = field(default_factory=list)
     command_names: set[str] = field(default_factory=set)

@@ -14,7 +14,14 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.config import Config
-from mailflow.db.models import ActorKind, Agent, History, OutboxMessage, OutboxState, Ticket
+from mailflow.db.models import (
+    Agent,
+    History,
+    Message,
+    OutboxMessage,
+    OutboxState,
+    Ticket,
+)
 from mailflow.db.record import Approval, ApprovalNonce, ApprovalState
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Mailer, Recipient, TemplateMail
@@ -23,7 +30,8 @@ from mailflow.tickets.events import ApprovalDecided, Event
 from mailflow.tokens import Role
 
 # The outbox purpose of the mail that tells the requester the outcome.
-NOTICE_PURPOSE = "approval_decided"
+NOTICE_TEMPLATE = "agent/approval_decided"
+NOTICE_PURPOSE = NOTICE_TEMPLATE.rpartition("/")[2]
 
 
 def digest(token: str) -> str:
@@ -193,7 +201,7 @@ async def decide(
             ops.record(
                 session,
                 ticket,
-                ops.Actor(ActorKind.CUSTOMER, approval.approver),
+                ops.Actor.approver(approval.approver),
                 "approval_commented",
                 now,
                 approval=approval.id,
@@ -208,7 +216,7 @@ async def decide(
     approval.comment = decision.comment
     if not changed:
         approval.changeable_until = now + mailer.config.approvals.change_window
-    actor = ops.Actor(ActorKind.CUSTOMER, approval.approver)
+    actor = ops.Actor.approver(approval.approver)
     ops.record(
         session,
         ticket,
@@ -254,6 +262,33 @@ async def expire_due(session: AsyncSession, mailer: Mailer, now: datetime) -> li
     return events
 
 
+async def keep_reply(
+    session: AsyncSession,
+    mailer: Mailer,
+    approval: Approval,
+    message: Message,
+    why: str,
+    now: datetime,
+) -> None:
+    """The approver answered by mail but decided nothing (a question, or after the decision):
+    the answer is on the ticket already; say so in the history and tell whoever asked."""
+    ticket = await session.get(Ticket, approval.ticket_id)
+    assert ticket is not None
+    ops.record(
+        session,
+        ticket,
+        ops.Actor.approver(approval.approver),
+        "approval_answered",
+        now,
+        approval=approval.id,
+        message=message.id,
+        reason=why,
+    )
+    await _tell_requester(
+        session, mailer, ticket, approval, now, "agent/approval_reply", message, why=why
+    )
+
+
 async def _requester(session: AsyncSession, ticket: Ticket, approval: Approval) -> Agent | None:
     """Who is told of the outcome: the agent who asked; when a rule asked, the ticket's
     assignee; no one when that agent is inactive."""
@@ -266,17 +301,27 @@ async def _requester(session: AsyncSession, ticket: Ticket, approval: Approval) 
 
 
 async def _tell_requester(
-    session: AsyncSession, mailer: Mailer, ticket: Ticket, approval: Approval, now: datetime
+    session: AsyncSession,
+    mailer: Mailer,
+    ticket: Ticket,
+    approval: Approval,
+    now: datetime,
+    template: str = NOTICE_TEMPLATE,
+    message: Message | None = None,
+    **context: str,
 ) -> None:
+    """The requester (see `_requester`) is told of the outcome, or of the approver's answer."""
     agent = await _requester(session, ticket, approval)
     if agent is None:
         return
     mail = TemplateMail(
-        template="agent/approval_decided",
+        template=template,
         to=Recipient(ops.mailbox_of(agent), Role.AGENT, agent.id),
-        purpose=NOTICE_PURPOSE,
+        purpose=template.rpartition("/")[2],
         actor=ops.Actor.system("approvals"),
-        context={"approval": approval},
+        message=message,
+        answering_id=message.message_id if message else None,
+        context={"approval": approval, **context},
     )
     await mailer.send(session, ticket, mail, now)
 

@@ -27,6 +27,16 @@ class CustomerReplied(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class UnverifiedMessage(Event):
+    """Mail on the ticket from someone who is not who they claim, or takes no part in it:
+    kept as a note, it fires this and no other trigger."""
+
+    trigger: ClassVar[str] = "unverified_message"
+    message_id: int
+    reason: str  # why the sender is not taken for who they claim
+
+
+@dataclass(frozen=True, slots=True)
 class AgentReplied(Event):
     trigger: ClassVar[str] = "agent_replied"
     message_id: int
@@ -112,6 +122,7 @@ TRIGGERS: dict[str, type[Event]] = {
     for cls in (
         TicketCreated,
         CustomerReplied,
+        UnverifiedMessage,
         AgentReplied,
         NoteAdded,
         StatusChanged,

@@ -38,6 +38,19 @@ class Actor:
         return cls(ActorKind.CUSTOMER, customer.email)
 
     @classmethod
+    def supervisor(cls, supervisor: Customer) -> Actor:
+        return cls(ActorKind.SUPERVISOR, supervisor.email)
+
+    @classmethod
+    def approver(cls, address: str) -> Actor:
+        return cls(ActorKind.APPROVER, address)
+
+    @classmethod
+    def unverified(cls, address: str) -> Actor:
+        """Someone whose mail claims an address it cannot prove, or who takes no part."""
+        return cls(ActorKind.UNVERIFIED, address)
+
+    @classmethod
     def agent(cls, agent: Agent) -> Actor:
         return cls(ActorKind.AGENT, agent.email, agent.id)
 

@@ -34,6 +34,7 @@ WATCHED = (
     "type_changed",
     "usergroup_changed",
     "delivery_failed",
+    "unverified_message",
 )
 
 # The customer gets an auto-reply and the agents a notice (whose signed Reply-To is how an
@@ -142,17 +143,17 @@ async def test_an_agents_answer_fires_agent_replied(
     assert relay_sink.to("bob@customer.test")[-1].text.startswith("We are on it.")
 
 
-async def test_an_agents_mail_from_elsewhere_is_a_customer_reply(
+async def test_an_agents_signed_address_used_from_elsewhere_fires_only_unverified_message(
     start_daemon: StartDaemon, relay_sink: RelaySink, tmp_path: Path
 ) -> None:
-    """The signed address alone does not make an agent: the From must be the agent's."""
+    """The signed address alone does not make an agent, nor a customer: the From must be
+    the one it was given to."""
     running, notice = await _watching(start_daemon, relay_sink, tmp_path)
 
     await answer_notice(running, notice, "mallory@elsewhere.test", "I am Alice, honestly.")
 
-    fired = await _fired(running.app, 1)
-    assert "agent_replied" not in fired
-    assert fired[-1] == "customer_replied"
+    assert await _fired(running.app, 1) == ["ticket_created", "unverified_message"]
+    assert (await get_ticket(running.app, 1)).project == "unverified_message"
 
 
 async def test_a_note_fires_note_added_and_not_agent_replied(

@@ -112,9 +112,11 @@ async def test_suggestion_address_opens_a_suggestion(
     assert auto_reply.message["Subject"] == "[#1] Re: Dark mode please"
 
 
-async def test_reply_threads_by_plus_address_and_by_subject_tag(
+async def test_mail_by_plus_address_or_subject_tag_joins_its_ticket_as_an_unverified_note(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
+    """Anyone can type a tag or a plus-address and the customer's From: it threads, but only
+    as a note for the agents, which moves nothing."""
     running = await start_daemon()
     await smtp_send(running.port, build_message(subject="First"))
     await smtp_send(running.port, build_message(subject="Second"))
@@ -124,7 +126,9 @@ async def test_reply_threads_by_plus_address_and_by_subject_tag(
     assert (await smtp_send(running.port, by_tag))[0] == 250
     inbound = await all_rows(running.app, InboundMessage)
     assert [i.ticket_id for i in inbound] == [1, 2, 2, 1]
-    assert (await get_ticket(running.app, 2)).status == "agent waiting"
+    assert (await get_ticket(running.app, 2)).status == "open"
+    notes = (await all_rows(running.app, Message))[2:]
+    assert [(m.author_kind.value, m.public) for m in notes] == [("unverified", False)] * 2
 
 
 async def test_unknown_ticket_number_opens_a_new_ticket(start_daemon: StartDaemon) -> None:

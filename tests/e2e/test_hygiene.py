@@ -291,7 +291,7 @@ async def _ticket_with_agent_notice(running: Running, relay_sink: RelaySink) -> 
     return notice.message["Reply-To"].addresses[0].addr_spec, notice.message["Message-ID"]
 
 
-async def test_forged_agent_from_is_a_customer_and_is_recorded(
+async def test_forged_agent_from_is_an_unverified_note_and_is_recorded(
     start_daemon: StartDaemon, relay_sink: RelaySink
 ) -> None:
     running = await start_daemon()
@@ -304,18 +304,17 @@ async def test_forged_agent_from_is_a_customer_and_is_recorded(
     )
     assert (await smtp_send(running.port, forged, mail_from="alice@staff.test"))[0] == 250
     messages = await all_rows(running.app, Message)
-    assert messages[-1].author_kind.value == "customer"
+    assert (messages[-1].author_kind.value, messages[-1].public) == ("unverified", False)
     assert messages[-1].agent_id is None
     assert "agent_identity_refused" in await _actions(running, 1)
     ticket = await get_ticket(running.app, 1)
-    assert ticket.status == "agent waiting"
+    assert ticket.status == "open"
     assert ticket.assignee_id is None
     await wait_until(lambda: _settled(running))
     assert [r.rcpt_tos for r in await all_rows(running.app, OutboxMessage)] == [
         ["bob@customer.test"],
         ["alice@staff.test"],
-        ["alice@staff.test"],
-    ], "nothing was relayed to the customer; the agent was told of a customer reply"
+    ], "nothing was relayed to the customer, nor told to the address it claims"
 
 
 async def _settled(running: Running) -> bool:
@@ -331,7 +330,7 @@ async def test_signed_agent_address_used_by_someone_else_does_not_act(
     stolen = build_message(sender="mallory@evil.test", to=reply_to, subject="Re: hi", body="x")
     assert (await smtp_send(running.port, stolen, mail_from="mallory@evil.test"))[0] == 250
     last = (await all_rows(running.app, Message))[-1]
-    assert (last.ticket_id, last.author_kind.value) == (1, "customer")
+    assert (last.ticket_id, last.author_kind.value) == (1, "unverified")
     history = [
         h for h in await all_rows(running.app, History) if h.action == "agent_identity_refused"
     ]
@@ -381,7 +380,7 @@ async def test_our_mta_authentication_lets_an_agent_write_to_the_plain_address(
         headers={"Authentication-Results": "mx.evil.test; dkim=pass header.d=staff.test"},
     )
     await smtp_send(running.port, forged, mail_from="alice@staff.test")
-    assert (await all_rows(running.app, Message))[-1].author_kind.value == "customer"
+    assert (await all_rows(running.app, Message))[-1].author_kind.value == "unverified"
 
 
 # ---------------------------------------------------------------------------- threading

@@ -72,6 +72,10 @@ def assert_reads_well(mail: Received) -> None:
     assert not re.search(r"Hello [^\s,]+@", text), "greeted by address"
 
 
+async def _arrived(relay_sink: RelaySink, address: str, count: int) -> bool:
+    return len(relay_sink.to(address)) >= count
+
+
 async def _outbox(running: Running) -> list[OutboxMessage]:
     return await all_rows(running.app, OutboxMessage)
 
@@ -101,7 +105,9 @@ async def test_every_kind_of_mail_has_both_parts_a_greeting_and_a_signature_sepa
         assert mail.text.startswith("Hello,\r\n")
 
     await answer_notice(running, notice, "alice@staff.test", "#assign carol\n\nWe are on it.")
-    await answer_notice(running, notice, "mia@acme.test", "It is still smoking.")
+    await wait_until(lambda: _arrived(relay_sink, "mia@acme.test", 2))
+    answer = relay_sink.to("mia@acme.test")[-1]
+    await answer_notice(running, answer, "mia@acme.test", "It is still smoking.")
     await answer_notice(running, notice, "alice@staff.test", "#note\n\nCheck the stock.")
     await answer_notice(running, notice, "alice@staff.test", "#frobnicate")
     await answer_notice(

@@ -461,7 +461,7 @@ async def test_out_of_office_subject_ends_the_loop_after_one_round(
     assert await _suppressed(net.a.app) == []
 
 
-async def test_unmarked_reply_keeping_the_tag_is_a_customer_reply_and_ends_the_loop(
+async def test_unmarked_reply_keeping_the_tag_is_a_note_on_its_ticket_and_ends_the_loop(
     start_network: StartNetwork,
 ) -> None:
     vacation = Vacation(subject=_re, text=UNMARKED)
@@ -469,14 +469,15 @@ async def test_unmarked_reply_keeping_the_tag_is_a_customer_reply_and_ends_the_l
     await _write_to_a(net)
 
     # "Re: [#1] Re: …" from a human-looking sender: nothing marks it automatic, but the tag
-    # threads it onto ticket 1 as boss's reply, and the default rules answer a customer's
-    # reply with no mail to the customer. 2 messages; the cap is never approached.
+    # threads it onto ticket 1. A tag proves nothing of its sender, so it is a note from an
+    # unverified sender, which moves nothing and is told to no customer. 2 messages; the
+    # cap is never approached.
     assert len(net.router.carried) == 2
     assert net.router.failures == vacation.failures == []
     assert await _inbound(net.a.app) == [(InboundState.PROCESSED, None)] * 2
     assert (await all_rows(net.a.app, InboundMessage))[1].ticket_id == 1
     assert len(await all_rows(net.a.app, Ticket)) == 1
-    assert (await all_rows(net.a.app, Ticket))[0].status == "agent waiting"
+    assert (await all_rows(net.a.app, Ticket))[0].status == "open"
     assert len(await all_rows(net.a.app, AutomaticMail)) == 1
     assert await _suppressed(net.a.app) == []
 

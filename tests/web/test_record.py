@@ -18,7 +18,15 @@ from mailflow.db.models import Agent, History, Ticket
 from mailflow.db.record import Activity, ActivityKind, TimeEntry
 from mailflow.tickets import activities
 from tests.conftest import Received, RelaySink, Running, StartDaemon
-from tests.support import add_agent, all_rows, build_message, get_ticket, mailflow_cli, smtp_send
+from tests.support import (
+    add_agent,
+    all_rows,
+    answer_notice,
+    build_message,
+    get_ticket,
+    mailflow_cli,
+    smtp_send,
+)
 
 
 async def _ticket_with_notice(
@@ -172,7 +180,8 @@ async def test_the_history_of_a_scripted_ticket(
 ) -> None:
     running, notice = await _ticket_with_notice(start_daemon, relay_sink, clock)
     await _answer(running, notice, "#priority high\n#time 10m\n\nLooking into it.")
-    await smtp_send(running.port, build_message(subject="Re: [#1] Printer", body="Thanks!"))
+    auto_reply = relay_sink.to("bob@customer.test")[0]  # the customer answers it
+    await answer_notice(running, auto_reply, "bob@customer.test", "Thanks!")
     await _answer(running, notice, "#status resolved\n#resolution\n\nFixed the fuser.")
     history = [
         (h.actor_kind.value, h.actor, h.action) for h in await all_rows(running.app, History)
