@@ -178,7 +178,7 @@ async def _time(
             page.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             query = select(func.count()).select_from(
-                views.view_query(config, name, NOW, agent=agent).subquery()
+                views.listing(config, name, NOW, agent=agent).subquery()
             )
             total = int(await session.scalar(query) or 0)
             counts.append((time.perf_counter() - started) * 1000)

@@ -10,8 +10,7 @@ from types import SimpleNamespace
 
 import click
 
-from mailflow.app import App
-from mailflow.cli.common import config_of
+from mailflow.cli.common import app_of, config_of
 from mailflow.config import Config, ConfigError
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
 from mailflow.db.people import Group, Usergroup
@@ -173,7 +172,7 @@ def register(cli: click.Group) -> None:
         source = config.source if config.source.startswith("(") else Path(config.source).resolve()
         click.echo(f"checking {source}")
         written = check_state_paths(config)
-        app = App(config)
+        app = app_of(config)
         app.check_secret(create=False)  # check creates nothing; run makes the secret
         rendered = 0
         for ticket_type in config.types:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
@@ -76,11 +77,19 @@ async def group_agents(session: AsyncSession, group_id: int) -> list[Agent]:
 
 
 async def delete_group(
-    session: AsyncSession, config: Config, group: Group, *, purge_closed: bool, now: datetime
+    session: AsyncSession,
+    config: Config,
+    group: Group,
+    *,
+    purge_closed: bool,
+    now: datetime,
+    by: ops.Actor | None = None,
 ) -> tuple[int, int]:
-    """Open tickets go back to unassigned, with the reason in their history; closed ones stay,
-    detached from the group, unless `purge_closed` removes them. Returns (reopened, closed)."""
-    actor = ops.Actor.system(f"group {group.name} deleted")
+    """Open tickets go back to unassigned, with the reason (and who, when `by` says) in
+    their history; closed ones stay, detached from the group, unless `purge_closed` removes
+    them. Returns (reopened, closed)."""
+    why = f"group {group.name} deleted"
+    actor = replace(by, label=f"{by.label}: {why}") if by else ops.Actor.system(why)
     tickets = (await session.scalars(select(Ticket).where(Ticket.group_id == group.id))).unique()
     open_count, closed_ids = 0, []
     for ticket in tickets:
