@@ -1,6 +1,7 @@
 """How quick is the `mailflow` command? Fills a database with N tickets (default 100,000,
 the same spread as views.py), writes a configuration for it, then runs the CLI as a person
-would (a fresh process each time) and reports the wall time and peak memory of each command.
+would (a fresh process each time) and reports, per command, the median and the quickest
+wall time, the median CPU time (user + system) and the peak memory.
 
     .venv/bin/python bench/cli.py [--tickets 100000] [--runs 3] [--database-url URL] [--json]
 
@@ -33,6 +34,10 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("tickets (open)", ["tickets"]),
     ("tickets --view all", ["tickets", "--view", "all"]),
     ("tickets --view all --format json", ["tickets", "--view", "all", "--format", "json"]),
+    (
+        "tickets --view all --limit 0 (csv)",
+        ["tickets", "--view", "all", "--limit", "0", "--format", "csv"],
+    ),
     ("ticket show 1", ["ticket", "show", "1"]),
 ]
 
@@ -80,6 +85,8 @@ def _measure(mailflow: list[str], config: Path, args: list[str], runs: int) -> d
     results = [_run_once([*mailflow, "--config", str(config), *args]) for _ in range(runs)]
     return {
         "seconds": round(statistics.median(r[0] for r in results), 3),
+        # The quickest run: what the command costs when the machine is not busy elsewhere.
+        "min_seconds": round(min(r[0] for r in results), 3),
         "cpu_seconds": round(statistics.median(r[1] for r in results), 3),
         "max_rss_mb": round(max(r[2] for r in results) / 1024, 1),
         "output_kb": round(results[-1][3] / 1024, 1),
@@ -128,11 +135,14 @@ def main() -> None:
         )
         return
     print(f"{args.tickets} tickets on {backend}, filled in {filled:.1f} s; median of {args.runs}")
-    print(f"{'command':34} {'wall s':>7} {'CPU s':>6} {'peak MB':>8} {'output KB':>10} {'exit':>5}")
+    print(
+        f"{'command':34} {'wall s':>7} {'min s':>6} {'CPU s':>6} {'peak MB':>8} "
+        f"{'output KB':>10} {'exit':>5}"
+    )
     for label, r in results.items():
         print(
-            f"{label:34} {r['seconds']:>7} {r['cpu_seconds']:>6} {r['max_rss_mb']:>8} "
-            f"{r['output_kb']:>10} {r['exit']:>5}"
+            f"{label:34} {r['seconds']:>7} {r['min_seconds']:>6} {r['cpu_seconds']:>6} "
+            f"{r['max_rss_mb']:>8} {r['output_kb']:>10} {r['exit']:>5}"
         )
 
 

@@ -22,6 +22,10 @@ AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 Column: TypeAlias = ColumnElement[Any] | QueryableAttribute[Any]
 
 
+# Rows fetched from the database at a time while a list streams.
+BATCH = 500
+
+
 class BadCursor(ValueError):
     """A cursor that is not one this list gave."""
 
@@ -83,16 +87,18 @@ class Page:
     async def rows(self, session: AsyncSession, query: AnySelect) -> AsyncIterator[AnyRow]:
         # One row more than the page tells whether there is a next page.
         statement = self.keyset.statement(query, self.start, self.limit and self.limit + 1)
-        result = await session.stream(statement)
+        # Without yield_per the ORM fetches every row of a statement on its columns first.
+        result = await session.stream(statement.execution_options(yield_per=BATCH))
         try:
             last: AnyRow | None = None
             shown = 0
-            async for row in result:
-                if self.limit and shown == self.limit:
-                    assert last is not None
-                    self.after = self.keyset.cursor(last)
-                    break
-                shown, last = shown + 1, row
-                yield row
+            async for batch in result.partitions(BATCH):  # one hand-off to the driver a batch
+                for row in batch:
+                    if self.limit and shown == self.limit:
+                        assert last is not None
+                        self.after = self.keyset.cursor(last)
+                        return
+                    shown, last = shown + 1, row
+                    yield row
         finally:
             await result.close()
