@@ -89,7 +89,9 @@ def runner() -> Runner:
     switch = {"user": STAND_IN[0], "group": STAND_IN[1], "extra_groups": []}
     if user is not None:
         try:
-            probe = subprocess.run([sys.executable, "-c", ""], cwd="/", check=False, **switch)
+            probe = subprocess.run(
+                [sys.executable, "-c", "import mailflow.cli"], cwd="/", check=False, **switch
+            )
         except PermissionError:
             probe = None
         if probe is not None and probe.returncode == 0:
