@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,6 +146,25 @@ def test_other_lists_page_too(config: Path) -> None:
     assert ([row["email"] for row in page], cursor) == (["carol@staff.test"], None)
     csv_lines = mailflow(config, "team", "list", "--format", "csv").stdout.splitlines()
     assert csv_lines == ["name", "support"]
+
+
+def test_a_list_does_not_wait_for_the_daemons_write_lock(tmp_path: Path) -> None:
+    """SQLite: a list reads in a deferred transaction, so a long one does not hold the
+    write lock the daemon needs, and is not held up by a write under way."""
+    config = tmp_path / "mailflow.toml"
+    config.write_text(
+        '[database]\nurl = "sqlite+aiosqlite:///var/mailflow.db"\nbusy_timeout = "1s"\n'
+    )
+    mailflow(config, "db", "upgrade")
+    _fill(config, 3)
+    writer = sqlite3.connect(tmp_path / "var" / "mailflow.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the daemon, in the middle of a message
+        page, _ = _page(config, "tickets", "--view", "all")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert len(page) == 3
 
 
 # ---------------------------------------------------------------------------- who did it

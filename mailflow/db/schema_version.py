@@ -43,8 +43,8 @@ async def is_current(db: Database) -> bool:
     if newest is None or _no_sqlite_file(db):
         return False
     try:
-        async with db.engine.connect() as connection:
-            found = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        async with db.reading() as session:
+            found = await session.execute(text("SELECT version_num FROM alembic_version"))
             return list(found.scalars()) == [newest]
     except (DBAPIError, OSError):
         return False
