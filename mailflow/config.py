@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from mailflow.locations import CONFIG_ENV as CONFIG_ENV
+from mailflow.locations import DEFAULT_STATE_DIR, config_path, service_state_dir
 from mailflow.mail.addresses import is_valid_address, normalise, split_tag
-
-CONFIG_ENV = "MAILFLOW_CONFIG"
 
 _UNITS_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _UNITS_BYTES = {"": 1, "b": 1, "kb": 1024, "k": 1024, "mb": 1024**2, "m": 1024**2, "gb": 1024**3}
@@ -117,8 +117,11 @@ class InstanceConfig(Section):
     name: str = "mailflow"
     # Domain of the Message-IDs we generate; defaults to the first ticket address's domain.
     domain: str | None = None
+    # The database, the secret and the maildir, unless set one by one: systemd's
+    # StateDirectory= ($STATE_DIRECTORY) under the unit, else var/ beside the file.
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
     # The key that signs reply addresses; created (mode 0600) on first start.
-    secret_file: Path = Path("var/secret")
+    secret_file: Path = Path(DEFAULT_STATE_DIR, "secret")
 
 
 class DatabaseConfig(Section):
@@ -532,8 +535,34 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
-def from_mapping(data: dict[str, Any], source: str, base_dir: Path) -> Config:
+def _with_state_defaults(
+    data: dict[str, Any], base_dir: Path, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """The paths left unset (secret, SQLite database, maildir) go into the state directory:
+    `[instance] state_dir` (relative to the file), else systemd's, else var/ beside the file."""
+    sections = [data.get(name, {}) for name in ("instance", "database", "outbox")]
+    if not all(isinstance(section, dict) for section in sections):
+        return data  # validation names the section that is not a table
+    instance, database, outbox = sections
+    given = instance.get("state_dir")
+    if given is not None and not isinstance(given, str):
+        return data
+    state = (
+        base_dir / given if given else service_state_dir(environ) or base_dir / DEFAULT_STATE_DIR
+    ).absolute()
+    return {
+        **data,
+        "instance": {"secret_file": str(state / "secret"), **instance, "state_dir": str(state)},
+        "database": {"url": f"sqlite+aiosqlite:///{state / 'mailflow.db'}", **database},
+        "outbox": {"maildir": str(state / "sent"), **outbox},
+    }
+
+
+def from_mapping(
+    data: dict[str, Any], source: str, base_dir: Path, environ: Mapping[str, str] = os.environ
+) -> Config:
     """Validate parsed TOML; the first problem becomes a ConfigError."""
+    data = _with_state_defaults(data, base_dir, environ)
     try:
         return Config.model_validate({**data, "base_dir": base_dir, "source": source})
     except ValidationError as exc:
@@ -546,9 +575,9 @@ def from_mapping(data: dict[str, Any], source: str, base_dir: Path) -> Config:
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Load the file named by --config or MAILFLOW_CONFIG, or the built-in defaults."""
-    if path is None and os.environ.get(CONFIG_ENV):
-        path = Path(os.environ[CONFIG_ENV])
+    """Load the file named by --config or MAILFLOW_CONFIG, else ./mailflow.toml, else the
+    built-in defaults."""
+    path = config_path(path)
     if path is None:
         return from_mapping({}, "(built-in defaults)", Path.cwd())
     try:

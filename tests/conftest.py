@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import text
 
+from mailflow import log
 from mailflow.app import App
 from mailflow.clock import ManualClock
 from mailflow.config import Config, from_mapping
@@ -34,6 +35,13 @@ needs_postgres = pytest.mark.skipif(
 
 def pytest_report_header() -> str:
     return f"mailflow database: {'PostgreSQL ' + (PG_URL or '') if PG_URL else 'SQLite'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_logs() -> None:
+    """As `mailflow run` configures its log: lines on standard error, here warnings only, so
+    that a daemon running in the test's process never writes into a command's output."""
+    log.configure("warning")
 
 
 # ---------------------------------------------------------------------------- database

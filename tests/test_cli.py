@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mailflow.cli import cli
+from mailflow.config import load_config
 from tests.support import build_message
 
 
@@ -45,6 +46,41 @@ def test_init_writes_a_config_that_check_accepts(tmp_cwd: Path) -> None:
     assert checked.exit_code == 0, checked.output
     shipped = (Path(__file__).parents[1] / "rules" / "default.yaml").read_text()
     assert f"rules: ok ({shipped.count('  - name:')} enabled)" in checked.output
+
+
+def test_check_after_init_checks_the_file_just_written(
+    tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAILFLOW_CONFIG", raising=False)
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0
+    checked = CliRunner().invoke(cli, ["check"])
+    assert checked.exit_code == 0, checked.output
+    assert f"checking {tmp_cwd / 'mailflow.toml'}" in checked.output
+    written = tmp_cwd / "mailflow.toml"
+    written.write_text(written.read_text().replace("port = 2525", "port = 70000"))
+    broken = CliRunner().invoke(cli, ["check"])
+    assert broken.exit_code == 78
+    assert f"{tmp_cwd / 'mailflow.toml'}: smtp.port:" in broken.output
+
+
+def test_state_goes_to_systemds_state_directory_unless_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = Path(__file__).parents[1] / "mailflow" / "example.toml"
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/mailflow")
+    config = load_config(example)
+    assert config.path(config.instance.secret_file) == Path("/var/lib/mailflow/secret")
+    assert config.database_url == "sqlite+aiosqlite:////var/lib/mailflow/mailflow.db"
+    assert config.path(config.outbox.maildir) == Path("/var/lib/mailflow/sent")
+    own = tmp_path / "mailflow.toml"
+    own.write_text('[instance]\nstate_dir = "state"\n[outbox]\nmaildir = "/srv/mail"\n')
+    config = load_config(own)
+    assert config.path(config.instance.secret_file) == tmp_path / "state" / "secret"
+    assert config.database_url == f"sqlite+aiosqlite:///{tmp_path / 'state' / 'mailflow.db'}"
+    assert config.path(config.outbox.maildir) == Path("/srv/mail")
+    monkeypatch.delenv("STATE_DIRECTORY")
+    config = load_config(example)
+    assert config.path(config.instance.secret_file) == example.parent / "var" / "secret"
 
 
 def test_check_reports_a_broken_template(tmp_path: Path, config_file: Path) -> None:

@@ -39,7 +39,7 @@ def run(config: Path, *args: str, code: int = 0) -> str:
 def test_teams_groups_and_agents(config: Path) -> None:
     run(config, "agent", "add", "alice@staff.test", "--name", "Alice", "--role", "admin")
     run(config, "agent", "add", "bob@staff.test", "--name", "Bob")
-    assert run(config, "team", "list").split() == ["support"]
+    assert run(config, "team", "list").split() == ["NAME", "support"]
     run(config, "group", "create", "billing")
     run(config, "group", "add-member", "billing", "bob@staff.test", "alice@staff.test")
     run(config, "group", "rename", "billing", "accounts")

@@ -6,13 +6,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import Label, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, in_transaction
-from mailflow.cli.output import FORMATS, render
-from mailflow.cli.record import find_agent, find_ticket
+from mailflow.cli.common import (
+    Config,
+    acting,
+    agent_option,
+    as_option,
+    config_of,
+    find_agent,
+    in_transaction,
+)
+from mailflow.cli.lists import list_options, print_page
+from mailflow.cli.record import find_ticket
 from mailflow.db.models import Agent, Customer, Ticket
+from mailflow.db.paging import AnyRow, Keyset
 from mailflow.db.people import Usergroup
 from mailflow.db.record import Activity, ActivityKind, TimeEntry
 from mailflow.people.directory import NotFound
@@ -70,7 +79,7 @@ def _activities(cli: click.Group) -> None:
     @click.option("--title", required=True)
     @click.option("--at", "at", required=True, help="When: 2026-12-01 14:30 (UTC).")
     @click.option("--details", default="")
-    @click.option("--by", "email", required=True, help="Who creates it, and so owns it.")
+    @agent_option("--by", "Who creates it, and so owns it")
     @click.option("--remind-at", help="When to mail the owner a reminder (in the future).")
     @click.pass_context
     def add(
@@ -83,6 +92,8 @@ def _activities(cli: click.Group) -> None:
         email: str,
         remind_at: str | None,
     ) -> None:
+        """Plan a task, call or event on ticket NUMBER."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> int:
             ticket = await find_ticket(session, number)
             owner = await find_agent(session, email)
@@ -117,8 +128,11 @@ def _activities(cli: click.Group) -> None:
 
     @activity_group.command("done")
     @click.argument("activity_id", type=int)
+    @as_option
     @click.pass_context
-    def done(ctx: click.Context, activity_id: int) -> None:
+    def done(ctx: click.Context, activity_id: int, as_agent: str | None) -> None:
+        """Mark an activity done."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> str:
             activity = await session.get(Activity, activity_id)
             if activity is None:
@@ -130,7 +144,7 @@ def _activities(cli: click.Group) -> None:
             ops.record(
                 session,
                 await find_ticket(session, activity.ticket_id),
-                ops.Actor.system("cli"),
+                await acting(session, as_agent),
                 "activity_done",
                 now,
                 activity=activity_id,
@@ -142,8 +156,9 @@ def _activities(cli: click.Group) -> None:
     @activity_group.command("owner")
     @click.argument("activity_id", type=int)
     @click.argument("email")
+    @as_option
     @click.pass_context
-    def owner(ctx: click.Context, activity_id: int, email: str) -> None:
+    def owner(ctx: click.Context, activity_id: int, email: str, as_agent: str | None) -> None:
         """Hand an activity on to another agent."""
 
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
@@ -155,7 +170,7 @@ def _activities(cli: click.Group) -> None:
             ops.record(
                 session,
                 await find_ticket(session, activity.ticket_id),
-                ops.Actor.system("cli"),
+                await acting(session, as_agent),
                 "activity_owner_changed",
                 now,
                 activity=activity_id,
@@ -166,41 +181,56 @@ def _activities(cli: click.Group) -> None:
         click.echo(f"activity {activity_id} now belongs to {email.lower()}")
 
     @activity_group.command("list")
-    @click.option("--ticket", "number", type=int)
+    @click.option("--ticket", "number", type=int, help="Only this ticket's.")
     @click.option("--open", "only_open", is_flag=True, help="Only those not done.")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_activities(ctx: click.Context, number: int | None, only_open: bool, fmt: str) -> None:
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[ActivityRow]:
-            query = select(Activity, Agent.email).join(Agent, Agent.id == Activity.owner_id)
-            if number is not None:
-                query = query.where(Activity.ticket_id == number)
-            if only_open:
-                query = query.where(Activity.done_at.is_(None))
-            rows = await session.execute(query.order_by(Activity.at))
-            return [
-                ActivityRow(
-                    a.id,
-                    a.ticket_id,
-                    a.kind.value,
-                    a.title,
-                    a.at.isoformat(timespec="minutes"),
-                    owner,
-                    a.remind_at.isoformat(timespec="minutes") if a.remind_at else "",
-                    a.done_at is not None,
-                )
-                for a, owner in rows
-            ]
+    def list_activities(
+        ctx: click.Context,
+        number: int | None,
+        only_open: bool,
+        fmt: str,
+        limit: int,
+        after: str | None,
+    ) -> None:
+        """List activities, the soonest first."""
+        query = select(
+            Activity.id,
+            Activity.ticket_id,
+            Activity.kind,
+            Activity.title,
+            Activity.at,
+            Agent.email,
+            Activity.remind_at,
+            Activity.done_at,
+        ).join(Agent, Agent.id == Activity.owner_id)
+        if number is not None:
+            query = query.where(Activity.ticket_id == number)
+        if only_open:
+            query = query.where(Activity.done_at.is_(None))
+
+        def row(found: AnyRow) -> ActivityRow:
+            return ActivityRow(
+                found.id,
+                found.ticket_id,
+                found.kind.value,
+                found.title,
+                found.at.isoformat(timespec="minutes"),
+                found.email,
+                found.remind_at.isoformat(timespec="minutes") if found.remind_at else "",
+                found.done_at is not None,
+            )
 
         columns = ("id", "ticket", "kind", "title", "at", "owner", "remind_at", "done")
-        click.echo(render(in_transaction(ctx, work), fmt, columns))
+        order = Keyset((Activity.at, Activity.id))
+        print_page(config_of(ctx), query, order, row, columns, fmt=fmt, limit=limit, after=after)
 
 
 def _time(cli: click.Group) -> None:
     @cli.command("time")
     @click.argument("number", type=int)
     @click.argument("spent")
-    @click.option("--agent", "email", required=True)
+    @agent_option("--agent", "Whose time it was")
     @click.option("--billable", is_flag=True)
     @click.option("--note", default="")
     @click.pass_context
@@ -241,15 +271,25 @@ def _time(cli: click.Group) -> None:
 
     @cli.group("report")
     def report_group() -> None:
-        """Reports."""
+        """Reports: time spent, for billing."""
 
     @report_group.command("time")
     @click.option("--from", "start", required=True, help="First day, e.g. 2026-11-01.")
     @click.option("--to", "end", required=True, help="Last day, included.")
     @click.option("--by", type=click.Choice(["customer", "agent", "usergroup"]), required=True)
-    @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table.")
+    @click.option("--csv", "as_csv", is_flag=True, help="The same as --format csv.")
+    @list_options
     @click.pass_context
-    def report_time(ctx: click.Context, start: str, end: str, by: str, as_csv: bool) -> None:
+    def report_time(
+        ctx: click.Context,
+        start: str,
+        end: str,
+        by: str,
+        as_csv: bool,
+        fmt: str,
+        limit: int,
+        after: str | None,
+    ) -> None:
         """Time spent per customer, agent or usergroup, to measure effort and bill it."""
         try:
             first, last = date.fromisoformat(start), date.fromisoformat(end)
@@ -257,32 +297,35 @@ def _time(cli: click.Group) -> None:
             raise click.BadParameter("dates look like 2026-11-01") from None
         since = datetime.combine(first, time(), UTC)
         until = datetime.combine(last, time(), UTC) + timedelta(days=1)
-        key = {
+        key: Label[str] = {
             "customer": Customer.email,
             "agent": Agent.email,
             "usergroup": func.coalesce(Usergroup.name, "(none)"),
-        }[by]
+        }[by].label("by")
+        billable = func.sum(TimeEntry.minutes).filter(TimeEntry.billable)
+        query = (
+            select(key, func.sum(TimeEntry.minutes).label("minutes"), billable.label("billable"))
+            .join(Ticket, Ticket.id == TimeEntry.ticket_id)
+            .join(Customer, Customer.id == Ticket.customer_id)
+            .join(Agent, Agent.id == TimeEntry.agent_id)
+            .outerjoin(Usergroup, Usergroup.id == Ticket.usergroup_id)
+            .where(TimeEntry.spent_at >= since, TimeEntry.spent_at < until)
+            .group_by(key)
+        )
 
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[TimeRow]:
-            billable = func.sum(TimeEntry.minutes).filter(TimeEntry.billable)
-            query = (
-                select(key, func.sum(TimeEntry.minutes), billable)
-                .join(Ticket, Ticket.id == TimeEntry.ticket_id)
-                .join(Customer, Customer.id == Ticket.customer_id)
-                .join(Agent, Agent.id == TimeEntry.agent_id)
-                .outerjoin(Usergroup, Usergroup.id == Ticket.usergroup_id)
-                .where(TimeEntry.spent_at >= since, TimeEntry.spent_at < until)
-                .group_by(key)
-                .order_by(key)
-            )
-            return [
-                TimeRow(str(name), int(total), int(paid or 0), f"{total / 60:.2f}")
-                for name, total, paid in await session.execute(query)
-            ]
+        def row(found: AnyRow) -> TimeRow:
+            total = int(found.minutes)
+            return TimeRow(str(found.by), total, int(found.billable or 0), f"{total / 60:.2f}")
 
-        rows = in_transaction(ctx, work)
-        click.echo(
-            render(
-                rows, "csv" if as_csv else "table", ("by", "minutes", "billable_minutes", "hours")
-            )
+        columns = ("by", "minutes", "billable_minutes", "hours")
+        order = Keyset((key,))
+        print_page(
+            config_of(ctx),
+            query,
+            order,
+            row,
+            columns,
+            fmt="csv" if as_csv else fmt,
+            limit=limit,
+            after=after,
         )

@@ -9,9 +9,10 @@ import click
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, config_of, in_transaction
-from mailflow.cli.output import FORMATS, render
+from mailflow.cli.common import Config, administrator, config_of, find_agent, in_transaction
+from mailflow.cli.lists import list_options, mapping, print_page
 from mailflow.db.models import NAME_LENGTH, Agent
+from mailflow.db.paging import AnyRow, Keyset
 from mailflow.db.people import AgentRole, Group, GroupMember, Team
 from mailflow.mail.addresses import is_valid_address, normalise
 from mailflow.people import directory, placement
@@ -38,13 +39,6 @@ class GroupRow:
     members: str
 
 
-async def _agent(session: AsyncSession, email: str) -> Agent:
-    agent = await session.scalar(select(Agent).where(Agent.email == normalise(email)))
-    if agent is None:
-        raise directory.NotFound(f"no agent {email}")
-    return agent
-
-
 async def _group(session: AsyncSession, name: str) -> Group:
     group = await directory.find_group(session, name)
     if group is None:
@@ -67,6 +61,8 @@ def _register_teams(cli: click.Group) -> None:
     @click.argument("name")
     @click.pass_context
     def create(ctx: click.Context, name: str) -> None:
+        """Create a team."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             if await session.scalar(select(Team).where(func.lower(Team.name) == name.lower())):
                 raise directory.NotFound(f"team {name!r} exists already")
@@ -80,6 +76,8 @@ def _register_teams(cli: click.Group) -> None:
     @click.argument("new")
     @click.pass_context
     def rename(ctx: click.Context, old: str, new: str) -> None:
+        """Rename team OLD to NEW."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             (await directory.team_named(session, old, now)).name = new
 
@@ -87,13 +85,15 @@ def _register_teams(cli: click.Group) -> None:
         click.echo(f"renamed team {old} to {new}")
 
     @team_group.command("list")
+    @list_options
     @click.pass_context
-    def list_teams(ctx: click.Context) -> None:
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[str]:
-            return list((await session.scalars(select(Team.name).order_by(Team.name))).all())
-
-        for name in in_transaction(ctx, work):
-            click.echo(name)
+    def list_teams(ctx: click.Context, fmt: str, limit: int, after: str | None) -> None:
+        """List teams, by name."""
+        query = select(Team.name, Team.id)
+        order = Keyset((Team.name, Team.id))
+        print_page(
+            config_of(ctx), query, order, mapping, ("name",), fmt=fmt, limit=limit, after=after
+        )
 
 
 def _register_groups(cli: click.Group) -> None:
@@ -106,6 +106,8 @@ def _register_groups(cli: click.Group) -> None:
     @click.option("--team", help="The team (default: the one team).")
     @click.pass_context
     def create(ctx: click.Context, name: str, team: str | None) -> None:
+        """Create a group of agents."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             if await directory.find_group(session, name):
                 raise directory.NotFound(f"group {name!r} exists already")
@@ -120,6 +122,8 @@ def _register_groups(cli: click.Group) -> None:
     @click.argument("new")
     @click.pass_context
     def rename(ctx: click.Context, old: str, new: str) -> None:
+        """Rename group OLD to NEW."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             (await _group(session, old)).name = new
 
@@ -133,12 +137,13 @@ def _register_groups(cli: click.Group) -> None:
     )
     @click.pass_context
     def delete_group(ctx: click.Context, name: str, purge_closed: bool) -> None:
-        """Open tickets go back to unassigned; closed ones stay, detached, unless purged."""
+        """Delete a group: its open tickets go back to unassigned, closed ones stay,
+        detached, unless purged."""
 
         async def work(session: AsyncSession, config: Config, now: datetime) -> tuple[int, int]:
             group = await _group(session, name)
             return await directory.delete_group(
-                session, config, group, purge_closed=purge_closed, now=now
+                session, config, group, purge_closed=purge_closed, now=now, by=administrator()
             )
 
         reopened, closed = in_transaction(ctx, work)
@@ -153,10 +158,12 @@ def _register_groups(cli: click.Group) -> None:
     @click.argument("emails", nargs=-1, required=True)
     @click.pass_context
     def add_member(ctx: click.Context, name: str, emails: tuple[str, ...]) -> None:
+        """Add agents (by address) to group NAME."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             group = await _group(session, name)
             for email in emails:
-                agent = await _agent(session, email)
+                agent = await find_agent(session, email)
                 if agent.team_id != group.team_id:
                     raise directory.NotFound(f"{agent.email} is not in the team of {name}")
                 if await session.get(GroupMember, (group.id, agent.id)) is None:
@@ -170,10 +177,12 @@ def _register_groups(cli: click.Group) -> None:
     @click.argument("emails", nargs=-1, required=True)
     @click.pass_context
     def remove_member(ctx: click.Context, name: str, emails: tuple[str, ...]) -> None:
+        """Take agents (by address) out of group NAME."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             group = await _group(session, name)
             for email in emails:
-                agent = await _agent(session, email)
+                agent = await find_agent(session, email)
                 await session.execute(
                     delete(GroupMember).where(
                         GroupMember.group_id == group.id, GroupMember.agent_id == agent.id
@@ -184,20 +193,34 @@ def _register_groups(cli: click.Group) -> None:
         click.echo(f"group {name}: removed {', '.join(emails)}")
 
     @group_group.command("list")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_groups(ctx: click.Context, fmt: str) -> None:
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[GroupRow]:
-            rows = []
-            groups = await session.execute(
-                select(Group, Team.name).join(Team, Team.id == Group.team_id).order_by(Group.name)
-            )
-            for group, team in groups:
-                members = await directory.group_agents(session, group.id)
-                rows.append(GroupRow(team, group.name, ", ".join(a.email for a in members)))
-            return rows
+    def list_groups(ctx: click.Context, fmt: str, limit: int, after: str | None) -> None:
+        """List groups, by name, with their active members."""
+        members = (
+            select(func.aggregate_strings(Agent.email, ","))
+            .join(GroupMember, GroupMember.agent_id == Agent.id)
+            .where(GroupMember.group_id == Group.id, Agent.active)
+            .scalar_subquery()
+        )
+        query = select(
+            Team.name.label("team"), Group.name, Group.id, members.label("members")
+        ).join(Team, Team.id == Group.team_id)
+        order = Keyset((Group.name, Group.id))
 
-        click.echo(render(in_transaction(ctx, work), fmt, ("team", "group", "members")))
+        def row(found: AnyRow) -> GroupRow:
+            return GroupRow(found.team, found.name, _listed(found.members, ", "))
+
+        print_page(
+            config_of(ctx),
+            query,
+            order,
+            row,
+            ("team", "group", "members"),
+            fmt=fmt,
+            limit=limit,
+            after=after,
+        )
 
 
 def _register_agents(cli: click.Group) -> None:
@@ -264,43 +287,53 @@ def _register_agents(cli: click.Group) -> None:
         """The agent no longer acts on tickets or gets mail; their history stays."""
 
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
-            (await _agent(session, email)).active = False
+            (await find_agent(session, email)).active = False
 
         in_transaction(ctx, work)
         click.echo(f"deactivated agent {normalise(email)}")
 
     @agent_group.command("list")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_agents(ctx: click.Context, fmt: str) -> None:
-        """List agents."""
+    def list_agents(ctx: click.Context, fmt: str, limit: int, after: str | None) -> None:
+        """List agents, by address, with their team, role and groups."""
+        groups = (
+            select(func.aggregate_strings(Group.name, ","))
+            .join(GroupMember, GroupMember.group_id == Group.id)
+            .where(GroupMember.agent_id == Agent.id)
+            .scalar_subquery()
+        )
+        query = select(
+            Agent.email,
+            Agent.name,
+            Team.name.label("team"),
+            Agent.role,
+            Agent.active,
+            Agent.notify,
+            Agent.types,
+            groups.label("groups"),
+        ).join(Team, Team.id == Agent.team_id)
 
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[AgentRow]:
-            agents = (await session.scalars(select(Agent).order_by(Agent.email))).unique().all()
-            rows = []
-            for agent in agents:
-                groups = await session.scalars(
-                    select(Group.name)
-                    .join(GroupMember, GroupMember.group_id == Group.id)
-                    .where(GroupMember.agent_id == agent.id)
-                    .order_by(Group.name)
-                )
-                rows.append(
-                    AgentRow(
-                        agent.email,
-                        agent.name,
-                        agent.team.name,
-                        agent.role.value,
-                        agent.active,
-                        agent.notify,
-                        ",".join(agent.types) or "all",
-                        ",".join(groups.all()),
-                    )
-                )
-            return rows
+        def row(found: AnyRow) -> AgentRow:
+            return AgentRow(
+                found.email,
+                found.name,
+                found.team,
+                found.role.value,
+                found.active,
+                found.notify,
+                ",".join(found.types) or "all",
+                _listed(found.groups, ","),
+            )
 
         columns = ("email", "name", "team", "role", "active", "notify", "types", "groups")
-        click.echo(render(in_transaction(ctx, work), fmt, columns))
+        order = Keyset((Agent.email,))
+        print_page(config_of(ctx), query, order, row, columns, fmt=fmt, limit=limit, after=after)
+
+
+def _listed(aggregated: str | None, separator: str) -> str:
+    """Names aggregated by the database (in no promised order), sorted."""
+    return separator.join(sorted(aggregated.split(","))) if aggregated else ""
 
 
 def _check_agent(config: Config, email: str, name: str, types: tuple[str, ...]) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import click
 
-from mailflow.app import App
-from mailflow.cli.common import config_of
+from mailflow.cli.common import app_of, config_of
+from mailflow.config import Config, ConfigError
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
 from mailflow.db.people import Group, Usergroup
 from mailflow.db.record import Activity, ActivityKind, Approval, ApprovalState, Resolution
@@ -118,13 +121,60 @@ def sample_context() -> dict[str, object]:
     }
 
 
+def _writable_dir(path: Path) -> Path | None:
+    """None when `path` is, or can be made as, a directory we may write in; else the
+    directory in the way (read-only, someone else's, or a file)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            writable = candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+            return None if writable else candidate
+    return path
+
+
+def state_paths(config: Config) -> list[tuple[str, Path, Path]]:
+    """(key, path, the directory it needs to write in) for all the daemon writes: the
+    secret (when it does not exist yet), the SQLite database and the maildir."""
+    paths = []
+    secret = config.path(config.instance.secret_file)
+    if not secret.exists():
+        paths.append(("instance.secret_file", secret, secret.parent))
+    prefix = "sqlite+aiosqlite:///"
+    if config.database_url.startswith(prefix) and not config.database_url.endswith(":memory:"):
+        database = Path(config.database_url.removeprefix(prefix))
+        paths.append(("database.url", database, database.parent))
+    if config.outbox.relay is None:
+        maildir = config.path(config.outbox.maildir)
+        paths.append(("outbox.maildir", maildir, maildir))
+    return paths
+
+
+def check_state_paths(config: Config) -> list[str]:
+    """What `run` would fail to write stops the check, naming the key and the directory in
+    the way. Returns the keys checked."""
+    paths = state_paths(config)
+    for key, path, directory in paths:
+        blocker = _writable_dir(directory)
+        if blocker is not None:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+            raise ConfigError(
+                config.source,
+                key,
+                f"{path} cannot be written: {blocker} is read-only or not writable by {user} "
+                "(under systemd, leave it to the state directory)",
+            )
+    return [key for key, _, _ in paths]
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.pass_context
     def check(ctx: click.Context) -> None:
         """Validate the configuration, every rule and every template."""
         config = config_of(ctx)
-        app = App(config)
+        source = config.source if config.source.startswith("(") else Path(config.source).resolve()
+        click.echo(f"checking {source}")
+        written = check_state_paths(config)
+        app = app_of(config)
         app.check_secret(create=False)  # check creates nothing; run makes the secret
         rendered = 0
         for ticket_type in config.types:
@@ -140,6 +190,7 @@ def register(cli: click.Group) -> None:
                 )
                 app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
                 rendered += 1
-        click.echo(f"configuration: {config.source}: ok ({len(config.types)} ticket types)")
+        click.echo(f"configuration: ok ({len(config.types)} ticket types)")
+        click.echo(f"state: ok ({config.instance.state_dir}; writable: {', '.join(written)})")
         click.echo(f"rules: ok ({len(app.rules.rules)} enabled)")
         click.echo(f"templates: ok ({rendered} renderings)")

@@ -1,49 +1,56 @@
-"""What every command shares: the config option, the database, and errors without tracebacks."""
+"""What every command shares: the configuration, the database, one transaction, and the
+person acting."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import pwd
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.app import App
-from mailflow.automation.schema import RuleError
 from mailflow.clock import SystemClock
 from mailflow.config import Config as Config
-from mailflow.config import ConfigError, load_config
-from mailflow.db import migrate
-from mailflow.db.session import Database, DatabaseUnavailable
+from mailflow.config import load_config
+from mailflow.db import schema_version
+from mailflow.db.models import Agent
+from mailflow.db.session import Database
+from mailflow.mail.addresses import normalise
 from mailflow.people.directory import NotFound
-from mailflow.render import TemplateProblem
+from mailflow.tickets.ops import Actor
+
+if TYPE_CHECKING:
+    from mailflow.app import App
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
-# (exception, exit status) in lookup order; the message is the exception's own text.
-EXIT_STATUSES: tuple[tuple[type[Exception], int], ...] = (
-    (ConfigError, os.EX_CONFIG),
-    (RuleError, os.EX_CONFIG),
-    (TemplateProblem, os.EX_CONFIG),
-    (DatabaseUnavailable, os.EX_TEMPFAIL),
+as_option = click.option(
+    "--as",
+    "as_agent",
+    metavar="AGENT",
+    help="Act for this agent (an address): the history names them rather than you.",
 )
 
 
-class Cli(click.Group):
-    """Maps the errors a person can act on to one line and an exit status."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except tuple(cls for cls, _ in EXIT_STATUSES) as exc:
-            status = next(code for cls, code in EXIT_STATUSES if isinstance(exc, cls))
-            click.echo(f"mailflow: {exc}", err=True)
-            ctx.exit(status)
+def agent_option(alias: str, what: str) -> Callable[[F], F]:
+    """--as AGENT (also --ALIAS) for a command that always acts for an agent: `what` says
+    what the agent is to the record."""
+    return click.option(
+        "--as",
+        alias,
+        "email",
+        required=True,
+        metavar="AGENT",
+        help=f"{what} (an agent's address); the history names them.",
+    )
 
 
 def config_of(ctx: click.Context) -> Config:
@@ -55,12 +62,30 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(work)
 
 
+def app_of(config: Config) -> App:
+    """The whole App (rules, templates, pipeline), imported only by the commands that need
+    it; they print their results, so only problems are logged."""
+    from mailflow import log
+    from mailflow.app import App
+
+    log.configure("warning")
+    return App(config)
+
+
+async def _up_to_date(db: Database, config: Config) -> None:
+    """Migrate when auto_migrate allows it; Alembic is loaded only when there is work."""
+    if not await schema_version.is_current(db):
+        from mailflow.db import migrate
+
+        await migrate.ensure_current(db, config)
+
+
 @contextlib.asynccontextmanager
 async def database(config: Config) -> AsyncIterator[Database]:
     """The database, brought up to date first when auto_migrate allows it."""
     db = Database.from_config(config)
     try:
-        await migrate.ensure_current(db, config)
+        await _up_to_date(db, config)
         yield db
     finally:
         await db.dispose()
@@ -68,10 +93,10 @@ async def database(config: Config) -> AsyncIterator[Database]:
 
 @contextlib.asynccontextmanager
 async def application(config: Config) -> AsyncIterator[App]:
-    """The whole App (rules, templates, pipeline), for commands that process mail."""
-    app = App(config)
+    """The whole App, for commands that process mail."""
+    app = app_of(config)
     try:
-        await migrate.ensure_current(app.db, config)
+        await _up_to_date(app.db, config)
         yield app
     finally:
         await app.close()
@@ -91,3 +116,31 @@ def in_transaction(
         return run(go())
     except NotFound as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def unix_user() -> str:
+    """The person at the command line: whoever ran sudo, else the terminal's login, else
+    the user this process runs as."""
+    if os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
+    try:
+        return os.getlogin()
+    except OSError:  # no terminal (cron, a pipe, a service)
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def administrator() -> Actor:
+    """The history's name for what a command does by itself: `administrator alice (cli)`."""
+    return Actor.administrator(unix_user())
+
+
+async def find_agent(session: AsyncSession, email: str) -> Agent:
+    agent = await session.scalar(select(Agent).where(Agent.email == normalise(email)))
+    if agent is None:
+        raise NotFound(f"no agent {email}")
+    return agent
+
+
+async def acting(session: AsyncSession, as_agent: str | None) -> Actor:
+    """The agent named with --as, else the administrator at the command line."""
+    return Actor.agent(await find_agent(session, as_agent)) if as_agent else administrator()

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailflow.cli.common import Config, application, config_of, database, run
-from mailflow.cli.output import FORMATS, render
+from mailflow.cli.lists import list_options, print_page
 from mailflow.db.models import InboundMessage, InboundState
+from mailflow.db.paging import AnyRow, Keyset
 from mailflow.ingest import accept
 from mailflow.ingest.envelope import Outcome
 from mailflow.mail.parse import parse
 
 STATES = [s.value for s in InboundState]
+HEAD_BYTES = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +37,27 @@ def register(cli: click.Group) -> None:
 
     @inbound_group.command("list")
     @click.option("--state", type=click.Choice(STATES), help="Only messages in this state.")
-    @click.option("--limit", type=int, default=50, show_default=True)
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_inbound(ctx: click.Context, state: str | None, limit: int, fmt: str) -> None:
-        """The newest messages first."""
-        rows = run(_list(config_of(ctx), state, limit))
+    def list_inbound(
+        ctx: click.Context, state: str | None, fmt: str, limit: int, after: str | None
+    ) -> None:
+        """List messages as received, the newest first."""
+        query = select(
+            InboundMessage.id,
+            InboundMessage.received_at,
+            InboundMessage.state,
+            InboundMessage.mail_from,
+            # The headers are enough to name sender and subject: never the whole message.
+            func.substr(InboundMessage.raw, 1, HEAD_BYTES).label("head"),
+            InboundMessage.ticket_id,
+            InboundMessage.reason,
+        )
+        if state:
+            query = query.where(InboundMessage.state == InboundState(state))
         columns = ("id", "received", "state", "sender", "subject", "ticket", "reason")
-        click.echo(render(rows, fmt, columns))
+        order = Keyset((InboundMessage.id,), descending=True)
+        print_page(config_of(ctx), query, order, _row, columns, fmt=fmt, limit=limit, after=after)
 
     @inbound_group.command("show")
     @click.argument("inbound_id", type=int)
@@ -84,26 +99,17 @@ def register(cli: click.Group) -> None:
             click.echo(f"inbound {inbound_id}: {state}")
 
 
-async def _list(config: Config, state: str | None, limit: int) -> list[InboundRow]:
-    async with database(config) as db, db.transaction() as session:
-        query = select(InboundMessage).order_by(InboundMessage.id.desc()).limit(limit)
-        if state:
-            query = query.where(InboundMessage.state == InboundState(state))
-        rows = []
-        for item in (await session.scalars(query)).all():
-            parsed = parse(item.raw[:65536])
-            rows.append(
-                InboundRow(
-                    id=item.id,
-                    received=item.received_at.isoformat(timespec="seconds"),
-                    state=item.state.value,
-                    sender=parsed.sender.address if parsed.sender else item.mail_from,
-                    subject=parsed.subject,
-                    ticket=item.ticket_id,
-                    reason=item.reason,
-                )
-            )
-        return rows
+def _row(found: AnyRow) -> InboundRow:
+    parsed = parse(bytes(found.head))
+    return InboundRow(
+        id=found.id,
+        received=found.received_at.isoformat(timespec="seconds"),
+        state=found.state.value,
+        sender=parsed.sender.address if parsed.sender else found.mail_from,
+        subject=parsed.subject,
+        ticket=found.ticket_id,
+        reason=found.reason,
+    )
 
 
 async def _get(config: Config, inbound_id: int) -> InboundMessage | None:

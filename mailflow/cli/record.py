@@ -11,9 +11,18 @@ import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, application, config_of, in_transaction, run
-from mailflow.cli.output import FORMATS, render
-from mailflow.db.models import Agent, Attachment, Blob, Message, Ticket
+from mailflow.cli.common import (
+    Config,
+    agent_option,
+    application,
+    config_of,
+    find_agent,
+    in_transaction,
+    run,
+)
+from mailflow.cli.lists import list_options, print_page
+from mailflow.db.models import Attachment, Blob, Message, Ticket
+from mailflow.db.paging import AnyRow, Keyset
 from mailflow.db.record import Approval, ApprovalState
 from mailflow.people.directory import NotFound
 from mailflow.tickets import ops, resolutions
@@ -46,13 +55,6 @@ async def find_ticket(session: AsyncSession, number: int) -> Ticket:
     return ticket
 
 
-async def find_agent(session: AsyncSession, email: str) -> Agent:
-    agent = await session.scalar(select(Agent).where(Agent.email == email.lower()))
-    if agent is None:
-        raise NotFound(f"no agent {email}")
-    return agent
-
-
 def register(cli: click.Group) -> None:
     _approvals(cli)
     _resolution(cli)
@@ -63,39 +65,52 @@ def _approvals(cli: click.Group) -> None:
     @cli.command("approvals")
     @click.option("--pending", is_flag=True, help="Only those still waiting for a decision.")
     @click.option("--ticket", "number", type=int, help="Only this ticket's.")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def approvals(ctx: click.Context, pending: bool, number: int | None, fmt: str) -> None:
+    def approvals(
+        ctx: click.Context,
+        pending: bool,
+        number: int | None,
+        fmt: str,
+        limit: int,
+        after: str | None,
+    ) -> None:
         """Approvals asked for, and what became of them."""
+        query = select(
+            Approval.id,
+            Approval.ticket_id,
+            Approval.approver,
+            Approval.state,
+            Approval.requested_by,
+            Approval.reason,
+            Approval.expires_at,
+        )
+        if pending:
+            query = query.where(Approval.state == ApprovalState.PENDING)
+        if number is not None:
+            query = query.where(Approval.ticket_id == number)
 
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[ApprovalRow]:
-            query = select(Approval).order_by(Approval.id)
-            if pending:
-                query = query.where(Approval.state == ApprovalState.PENDING)
-            if number is not None:
-                query = query.where(Approval.ticket_id == number)
-            return [
-                ApprovalRow(
-                    a.id,
-                    a.ticket_id,
-                    a.approver,
-                    a.state.value,
-                    a.requested_by,
-                    a.reason,
-                    a.expires_at.isoformat(timespec="minutes"),
-                )
-                for a in (await session.scalars(query)).all()
-            ]
+        def row(found: AnyRow) -> ApprovalRow:
+            return ApprovalRow(
+                found.id,
+                found.ticket_id,
+                found.approver,
+                found.state.value,
+                found.requested_by,
+                found.reason,
+                found.expires_at.isoformat(timespec="minutes"),
+            )
 
         columns = ("id", "ticket", "approver", "state", "requested_by", "reason", "expires")
-        click.echo(render(in_transaction(ctx, work), fmt, columns))
+        order = Keyset((Approval.id,))
+        print_page(config_of(ctx), query, order, row, columns, fmt=fmt, limit=limit, after=after)
 
 
 def _resolution(cli: click.Group) -> None:
     @cli.command("resolve")
     @click.argument("number", type=int)
     @click.option("--text", required=True, help="How the ticket was solved.")
-    @click.option("--agent", "email", required=True, help="Who resolved it (an agent's address).")
+    @agent_option("--agent", "Who resolved it")
     @click.option("--notify", is_flag=True, help="Mail the resolution to the customer.")
     @click.option("--publish", is_flag=True, help="Publish it in the help centre (/kb/).")
     @click.pass_context
@@ -134,24 +149,30 @@ def _attachments(cli: click.Group) -> None:
 
     @attachment_group.command("list")
     @click.argument("number", type=int)
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_attachments(ctx: click.Context, number: int, fmt: str) -> None:
+    def list_attachments(
+        ctx: click.Context, number: int, fmt: str, limit: int, after: str | None
+    ) -> None:
         """Ticket NUMBER's attachments: name, size and type."""
-
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[AttachmentRow]:
-            rows = await session.scalars(
-                select(Attachment)
-                .join(Message, Message.id == Attachment.message_id)
-                .where(Message.ticket_id == number)
-                .order_by(Attachment.id)
+        query = (
+            select(
+                Attachment.id,
+                Attachment.message_id,
+                Attachment.filename,
+                Attachment.content_type,
+                Attachment.size,
             )
-            return [
-                AttachmentRow(a.id, a.message_id, a.filename, a.content_type, a.size) for a in rows
-            ]
+            .join(Message, Message.id == Attachment.message_id)
+            .where(Message.ticket_id == number)
+        )
+
+        def row(found: AnyRow) -> AttachmentRow:
+            return AttachmentRow(*found)
 
         columns = ("id", "message", "filename", "content_type", "size")
-        click.echo(render(in_transaction(ctx, work), fmt, columns))
+        order = Keyset((Attachment.id,))
+        print_page(config_of(ctx), query, order, row, columns, fmt=fmt, limit=limit, after=after)
 
     @attachment_group.command("get")
     @click.argument("attachment_id", type=int)
@@ -163,6 +184,8 @@ def _attachments(cli: click.Group) -> None:
     )
     @click.pass_context
     def get(ctx: click.Context, attachment_id: int, output: Path | None) -> None:
+        """Write attachment ATTACHMENT_ID to a file."""
+
         async def work(session: AsyncSession, config: Config, now: datetime) -> tuple[str, bytes]:
             found = await session.execute(
                 select(Attachment.filename, Blob.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -9,8 +10,8 @@ import click
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.app import App
-from mailflow.cli.common import Config, application, config_of, run
+from mailflow.cli.common import Config, app_of, application, config_of, run
+from mailflow.cli.output import format_option, render
 from mailflow.db.models import History, InboundMessage, OutboxMessage
 from mailflow.ingest.accept import handle, inbound_row
 from mailflow.ingest.envelope import Channel, Envelope
@@ -18,6 +19,14 @@ from mailflow.mail.parse import parse
 from mailflow.pipeline.intake import Intake, Quarantine
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    name: str
+    trigger: str
+    types: str
+    file: str
 
 
 class _DryRun(Exception):
@@ -30,13 +39,21 @@ def register(cli: click.Group) -> None:
         """The workflow rules."""
 
     @rules_group.command("list")
+    @format_option
     @click.pass_context
-    def list_rules(ctx: click.Context) -> None:
-        """Every enabled rule, in the order it runs."""
-        app = App(config_of(ctx))
-        for rule in app.rules.rules:
-            types = ", ".join(sorted(rule.types)) if rule.types else "all types"
-            click.echo(f"{rule.name}  [{rule.trigger}; {types}]  ({Path(rule.file).name})")
+    def list_rules(ctx: click.Context, fmt: str) -> None:
+        """Every enabled rule, in the order it runs (read from the files, not the database)."""
+        rules = app_of(config_of(ctx)).rules.rules
+        rows = (
+            RuleRow(
+                rule.name,
+                rule.trigger,
+                ", ".join(sorted(rule.types)) if rule.types else "all",
+                Path(rule.file).name,
+            )
+            for rule in rules
+        )
+        render(rows, fmt, ("name", "trigger", "types", "file"))
 
     @rules_group.command("test")
     @click.argument("message", type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mailflow.cli.common import config_of, database, run
+from mailflow.locations import CONFIG_FILE
 from mailflow.resources import example_config
 
 
@@ -16,7 +17,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def init(ctx: click.Context, force: bool) -> None:
         """Write mailflow.toml (every setting, commented) and create the database."""
-        target: Path = ctx.find_root().params.get("config") or Path("mailflow.toml")
+        target: Path = ctx.find_root().params.get("config") or Path(CONFIG_FILE)
         if target.exists() and not force:
             click.echo(f"{target} exists; keeping it (use --force to overwrite)")
         else:
@@ -31,4 +32,5 @@ def register(cli: click.Group) -> None:
 
         run(create())
         click.echo(f"database ready: {config.database_url}")
-        click.echo(f"next: mailflow --config {target} run")
+        found_here = target == Path(CONFIG_FILE)  # what mailflow reads when told nothing
+        click.echo("next: mailflow run" if found_here else f"next: mailflow --config {target} run")

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import click
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, in_transaction
-from mailflow.cli.output import FORMATS, render
+from mailflow.cli.common import Config, config_of, in_transaction
+from mailflow.cli.lists import list_options, print_page
+from mailflow.db.models import Suppression
+from mailflow.db.paging import AnyRow, Keyset
 from mailflow.mail.addresses import is_valid_address, normalise
 from mailflow.outbox import suppressions
 
@@ -27,20 +30,16 @@ def register(cli: click.Group) -> None:
         """Addresses no automatic mail goes to; a complaint (feedback report) adds one."""
 
     @suppression_group.command("list")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_suppressions(ctx: click.Context, fmt: str) -> None:
+    def list_suppressions(ctx: click.Context, fmt: str, limit: int, after: str | None) -> None:
         """Every suppressed address, oldest first, with why."""
-
-        async def work(
-            session: AsyncSession, config: Config, now: datetime
-        ) -> list[SuppressionRow]:
-            return [
-                SuppressionRow(s.address, s.created_at.isoformat(timespec="seconds"), s.reason)
-                for s in await suppressions.listed(session)
-            ]
-
-        click.echo(render(in_transaction(ctx, work), fmt, ("address", "since", "reason")))
+        query = select(
+            Suppression.id, Suppression.address, Suppression.created_at, Suppression.reason
+        )
+        order = Keyset((Suppression.id,))
+        columns = ("address", "since", "reason")
+        print_page(config_of(ctx), query, order, _row, columns, fmt=fmt, limit=limit, after=after)
 
     @suppression_group.command("add")
     @click.argument("address")
@@ -68,3 +67,9 @@ def register(cli: click.Group) -> None:
 
         for address, lifted in zip(addresses, in_transaction(ctx, work), strict=True):
             click.echo(f"{normalise(address)}: {'cleared' if lifted else 'was not suppressed'}")
+
+
+def _row(found: AnyRow) -> SuppressionRow:
+    return SuppressionRow(
+        found.address, found.created_at.isoformat(timespec="seconds"), found.reason
+    )

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.cli.common import Config, config_of, database, run
-from mailflow.cli.output import FORMATS, render
+from mailflow.cli.lists import list_options, print_page
 from mailflow.clock import SystemClock
 from mailflow.db.models import History, InboundMessage, Message, OutboxMessage, Ticket
 from mailflow.db.record import Activity, Approval, Resolution, TimeEntry
@@ -45,8 +45,7 @@ def register(cli: click.Group) -> None:
     @click.option("--group", help="Only tickets assigned to this group.")
     @click.option("--usergroup", help="Only tickets of this usergroup.")
     @click.option("--project", help="Only tickets of this project.")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-    @click.option("--limit", type=int, default=None, help="At most this many, newest first.")
+    @list_options
     @click.pass_context
     def tickets(
         ctx: click.Context,
@@ -58,27 +57,31 @@ def register(cli: click.Group) -> None:
         usergroup: str | None,
         project: str | None,
         fmt: str,
-        limit: int | None,
+        limit: int,
+        after: str | None,
     ) -> None:
-        """List tickets in a view."""
+        """List the tickets of a view, the latest change first, a page at a time."""
         config = config_of(ctx)
         views.check_views(config)  # a view that cannot be a query: the file and key, no traceback
         filters = views.Filters(ticket_type, status, group, usergroup, project)
-
-        async def work() -> list[views.TicketRow]:
-            async with database(config) as db, db.transaction() as session:
-                now = SystemClock().now()
-                return await views.rows(session, config, view, now, filters, limit, agent)
-
         try:
-            found = run(work())
+            query = views.listing(config, view, SystemClock().now(), filters, agent)
         except views.ViewProblem as exc:
             raise click.UsageError(str(exc)) from None
-        click.echo(render(found, fmt, COLUMNS))
+        print_page(
+            config,
+            query,
+            views.ORDER,
+            views.TicketRow.of,
+            COLUMNS,
+            fmt=fmt,
+            limit=limit,
+            after=after,
+        )
 
     @cli.group("ticket")
     def ticket_group() -> None:
-        """One ticket."""
+        """One ticket: its conversation, the mail sent and its history."""
 
     @ticket_group.command("show")
     @click.argument("number", type=int)
@@ -93,7 +96,7 @@ def register(cli: click.Group) -> None:
 
 
 async def _show(config: Config, number: int) -> str | None:
-    async with database(config) as db, db.transaction() as session:
+    async with database(config) as db, db.reading() as session:
         ticket = await session.get(Ticket, number)
         if ticket is None:
             return None
@@ -138,7 +141,7 @@ async def _show(config: Config, number: int) -> str | None:
         for entry in history:
             details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
             lines.append(
-                f"  {_time(entry.at)}  {entry.actor_kind.value:<10} {entry.actor:<30} "
+                f"  {_time(entry.at)}  {entry.actor_kind.value:<13} {entry.actor:<30} "
                 f"{entry.action}  {details}".rstrip()
             )
         return "\n".join(lines)

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import click
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, in_transaction
-from mailflow.cli.output import FORMATS, render
+from mailflow.cli.common import Config, config_of, in_transaction
+from mailflow.cli.lists import list_options, print_page
+from mailflow.db.models import Customer
+from mailflow.db.paging import AnyRow, Keyset
 from mailflow.db.people import Usergroup, UsergroupMember
 from mailflow.mail.addresses import Mailbox, is_valid_address, normalise
 from mailflow.people import directory, usergroups
@@ -158,29 +160,31 @@ def register(cli: click.Group) -> None:
         click.echo(f"usergroup {name}: fields set")
 
     @usergroup_group.command("list")
-    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @list_options
     @click.pass_context
-    def list_usergroups(ctx: click.Context, fmt: str) -> None:
-        async def work(session: AsyncSession, config: Config, now: datetime) -> list[UsergroupRow]:
-            rows = []
-            for usergroup in await session.scalars(select(Usergroup).order_by(Usergroup.name)):
-                members = (
-                    await session.scalars(
-                        select(UsergroupMember).where(UsergroupMember.usergroup_id == usergroup.id)
-                    )
-                ).all()
-                heads = await usergroups.supervisors(session, usergroup.id)
-                fields = "; ".join(f"{k}={v}" for k, v in sorted(usergroup.fields.items()))
-                rows.append(
-                    UsergroupRow(
-                        usergroup.name,
-                        usergroup.title,
-                        len(members),
-                        ", ".join(c.email for c in heads),
-                        fields,
-                    )
-                )
-            return rows
+    def list_usergroups(ctx: click.Context, fmt: str, limit: int, after: str | None) -> None:
+        """List usergroups, by name, with how many members and who supervises."""
+        member = UsergroupMember.usergroup_id == Usergroup.id
+        members = select(func.count()).where(member).scalar_subquery()
+        supervisors = (
+            select(func.aggregate_strings(Customer.email, ","))
+            .join(UsergroupMember, UsergroupMember.customer_id == Customer.id)
+            .where(member, UsergroupMember.supervisor)
+            .scalar_subquery()
+        )
+        query = select(
+            Usergroup.name,
+            Usergroup.title,
+            Usergroup.fields,
+            members.label("members"),
+            supervisors.label("supervisors"),
+        )
+
+        def row(found: AnyRow) -> UsergroupRow:
+            heads = sorted(found.supervisors.split(",")) if found.supervisors else []
+            fields = "; ".join(f"{k}={v}" for k, v in sorted(found.fields.items()))
+            return UsergroupRow(found.name, found.title, found.members, ", ".join(heads), fields)
 
         columns = ("name", "title", "members", "supervisors", "fields")
-        click.echo(render(in_transaction(ctx, work), fmt, columns))
+        order = Keyset((Usergroup.name,))
+        print_page(config_of(ctx), query, order, row, columns, fmt=fmt, limit=limit, after=after)

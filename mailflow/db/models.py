@@ -35,6 +35,7 @@ class ActorKind(enum.StrEnum):
     AGENT = "agent"
     AUTOMATION = "automation"
     SYSTEM = "system"
+    ADMINISTRATOR = "administrator"  # a person on the command line, by their Unix name
 
 
 class Direction(enum.StrEnum):

@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 
 from mailflow.config import Config
 
+# An execution option: the connection only reads (see Database.reading).
+READ_ONLY = "mailflow_read_only"
+
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or written; the caller should ask the sender to retry."""
@@ -64,6 +67,15 @@ class Database:
                 raise
             except OSError as exc:
                 raise DatabaseUnavailable(str(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads, for lists: on SQLite a deferred transaction, so a long
+        list streaming out does not hold the write lock the daemon needs."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(**{READ_ONLY: True})
+            async with AsyncSession(bind=connection) as session, session.begin():
+                yield session
 
     @contextlib.asynccontextmanager
     async def _serialised(self) -> AsyncIterator[None]:
@@ -123,4 +135,5 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")

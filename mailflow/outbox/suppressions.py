@@ -40,7 +40,3 @@ async def lift(session: AsyncSession, address: str) -> bool:
         delete(Suppression).where(Suppression.address == normalise(address))
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-async def listed(session: AsyncSession) -> list[Suppression]:
-    return list((await session.scalars(select(Suppression).order_by(Suppression.id))).all())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
@@ -76,12 +77,19 @@ async def group_agents(session: AsyncSession, group_id: int) -> list[Agent]:
 
 
 async def delete_group(
-    session: AsyncSession, config: Config, group: Group, *, purge_closed: bool, now: datetime
+    session: AsyncSession,
+    config: Config,
+    group: Group,
+    *,
+    purge_closed: bool,
+    now: datetime,
+    by: ops.Actor | None = None,
 ) -> tuple[int, int]:
     """Open tickets go back to unassigned; closed ones stay, detached from the group, unless
-    `purge_closed` removes them; the history of every ticket kept says why. Returns (reopened,
-    closed)."""
-    actor = ops.Actor.system(f"group {group.name} deleted")
+    `purge_closed` removes them; the history of every ticket kept says why (and who, when
+    `by` says). Returns (reopened, closed)."""
+    why = f"group {group.name} deleted"
+    actor = replace(by, label=f"{by.label}: {why}") if by else ops.Actor.system(why)
     tickets = (await session.scalars(select(Ticket).where(Ticket.group_id == group.id))).unique()
     open_count, closed_ids = 0, []
     for ticket in tickets:

@@ -62,6 +62,10 @@ class Actor:
     def system(cls, what: str = "mailflow") -> Actor:
         return cls(ActorKind.SYSTEM, what)
 
+    @classmethod
+    def administrator(cls, user: str) -> Actor:
+        return cls(ActorKind.ADMINISTRATOR, f"{user} (cli)")
+
 
 class InvalidChange(Exception):
     """A change the ticket's type does not allow, such as an unknown status."""

@@ -6,13 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mailflow.automation.conditions import ConditionProblem, parse_condition
 from mailflow.automation.sql import NotInSql, to_sql
 from mailflow.config import Config, ConfigError
-from mailflow.db.models import Agent, Ticket
+from mailflow.db.models import Agent, Customer, Ticket
+from mailflow.db.paging import AnyRow, AnySelect, Keyset
 from mailflow.db.people import Group, Usergroup
 
 
@@ -89,7 +91,7 @@ class Filters:
     usergroup: str | None = None
     project: str | None = None
 
-    def apply(self, query: Select[Ticket]) -> Select[Ticket]:
+    def apply(self, query: AnySelect) -> AnySelect:
         if self.ticket_type:
             query = query.where(Ticket.type == self.ticket_type)
         if self.status:
@@ -127,38 +129,60 @@ class TicketRow:
     updated: str
 
     @classmethod
-    def of(cls, ticket: Ticket) -> TicketRow:
+    def of(cls, row: AnyRow) -> TicketRow:
         return cls(
-            number=ticket.id,
-            type=ticket.type,
-            status=ticket.status,
-            priority=ticket.priority,
-            subject=ticket.subject,
-            customer=ticket.customer.email,
-            usergroup=ticket.usergroup.name if ticket.usergroup else "",
-            group=ticket.group.name if ticket.group else "",
-            project=ticket.project or "",
-            assignee=ticket.assignee.email if ticket.assignee else "",
-            due=ticket.due_at.isoformat(timespec="minutes") if ticket.due_at else "",
-            updated=ticket.updated_at.isoformat(timespec="seconds"),
+            number=row.id,
+            type=row.type,
+            status=row.status,
+            priority=row.priority,
+            subject=row.subject,
+            customer=row.customer,
+            usergroup=row.usergroup or "",
+            group=row.group or "",
+            project=row.project or "",
+            assignee=row.assignee or "",
+            due=row.due_at.isoformat(timespec="minutes") if row.due_at else "",
+            updated=row.updated_at.isoformat(timespec="seconds"),
         )
 
 
-def view_query(
+# Every view lists the latest change first, paged on the index (updated_at, id).
+ORDER = Keyset((Ticket.updated_at, Ticket.id), descending=True)
+
+
+def listing(
     config: Config,
     name: str,
     now: datetime,
     filters: Filters = Filters(),
-    limit: int | None = None,
     agent: str | None = None,
-) -> Select[Ticket]:
+) -> AnySelect:
+    """The columns a list shows, in one statement: no ticket is loaded as an object. The
+    joined tables are aliases, so that a view's own subqueries on them stay independent."""
+    customer, assignee = aliased(Customer), aliased(Agent)
+    group, usergroup = aliased(Group), aliased(Usergroup)
     query = (
-        select(Ticket)
+        select(
+            Ticket.id,
+            Ticket.type,
+            Ticket.status,
+            Ticket.priority,
+            Ticket.subject,
+            customer.email.label("customer"),
+            usergroup.name.label("usergroup"),
+            group.name.label("group"),
+            Ticket.project,
+            assignee.email.label("assignee"),
+            Ticket.due_at,
+            Ticket.updated_at,
+        )
+        .join(customer, customer.id == Ticket.customer_id)
+        .outerjoin(usergroup, usergroup.id == Ticket.usergroup_id)
+        .outerjoin(group, group.id == Ticket.group_id)
+        .outerjoin(assignee, assignee.id == Ticket.assignee_id)
         .where(condition(config, name, now, agent))
-        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())
     )
-    query = filters.apply(query)
-    return query.limit(limit) if limit else query
+    return filters.apply(query)
 
 
 async def rows(
@@ -170,5 +194,6 @@ async def rows(
     limit: int | None = None,
     agent: str | None = None,
 ) -> list[TicketRow]:
-    tickets = await session.scalars(view_query(config, name, now, filters, limit, agent))
-    return [TicketRow.of(t) for t in tickets.unique().all()]
+    statement = ORDER.statement(listing(config, name, now, filters, agent), None, limit)
+    found = await session.execute(statement)
+    return [TicketRow.of(row) for row in found]

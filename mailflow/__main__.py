@@ -1,0 +1,5 @@
+"""`python -m mailflow`: the same as the `mailflow` command."""
+
+from mailflow.cli import main
+
+main()
