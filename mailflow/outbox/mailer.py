@@ -17,6 +17,7 @@ from mailflow.mail.compose import AutoSubmitted, Outgoing, compose, new_message_
 from mailflow.mail.parse import ParsedAttachment
 from mailflow.outbox.bounces import return_path
 from mailflow.outbox.queue import enqueue
+from mailflow.people.languages import reader_speech
 from mailflow.render import Renderer
 from mailflow.tickets.messages import root_ref
 from mailflow.tickets.numbers import reply_subject, tag
@@ -132,7 +133,12 @@ class Mailer:
             )
             return None
         ticket_type = self.config.ticket_type(ticket.type)
-        rendered = self.renderer.render(mail.template, ticket.type, self.context(ticket, mail))
+        speech = await reader_speech(
+            session, self.config, self.renderer.languages, ticket, mail.to.role, address
+        )
+        rendered = self.renderer.render(
+            mail.template, ticket.type, self.context(ticket, mail), speech
+        )
         subject = rendered.subject or reply_subject(ticket.id, ticket.subject)
         if tag(ticket.id) not in subject:
             subject = f"{tag(ticket.id)} {subject}"
