@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import click
@@ -12,6 +13,8 @@ from mailflow.cli.common import config_of
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
 from mailflow.db.people import Group, Usergroup
 from mailflow.db.record import Activity, ActivityKind, Approval, ApprovalState, Resolution
+from mailflow.i18n.choice import Speech
+from mailflow.i18n.speaking import own_messages
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.tickets.ops import Actor
@@ -88,7 +91,8 @@ def sample_context() -> dict[str, object]:
         state=ApprovalState.APPROVED,
         comment="Fine.",
         created_at=_SAMPLE_TIME,
-        expires_at=_SAMPLE_TIME,
+        expires_at=_SAMPLE_TIME + timedelta(days=7),
+        decided_at=_SAMPLE_TIME + timedelta(hours=1),
     )
     activity = Activity(
         id=1,
@@ -120,14 +124,22 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.pass_context
     def check(ctx: click.Context) -> None:
-        """Validate the configuration, every rule and every template."""
+        """Validate the configuration, every rule, every template in every language, and that
+        each catalog translates every message the templates use."""
         config = config_of(ctx)
         app = App(config)
         app.check_secret(create=False)  # check creates nothing; run makes the secret
+        renderer = app.renderer
+        used = [*renderer.used_messages(), *own_messages()]
+        gaps = renderer.catalogs.gaps(used)
+        for gap in gaps:
+            click.echo(f"mailflow: {gap}", err=True)
+        if gaps:
+            ctx.exit(os.EX_CONFIG)
         rendered = 0
         for ticket_type in config.types:
             ticket = sample_ticket(ticket_type.name, ticket_type.default_status)
-            for name in app.renderer.template_names():
+            for name in renderer.template_names():
                 mail = TemplateMail(
                     template=name,
                     to=Recipient(Mailbox("Sam", "sam@example.org"), Role.CUSTOMER, 1),
@@ -136,8 +148,13 @@ def register(cli: click.Group) -> None:
                     message=sample_message(),
                     context=sample_context(),
                 )
-                app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
-                rendered += 1
+                context = app.mailer.context(ticket, mail)
+                for language in renderer.languages:
+                    speech = Speech(language, config.business_hours.timezone)
+                    renderer.render(name, ticket_type.name, context, speech)
+                    rendered += 1
         click.echo(f"configuration: {config.source}: ok ({len(config.types)} ticket types)")
         click.echo(f"rules: ok ({len(app.rules.rules)} enabled)")
         click.echo(f"templates: ok ({rendered} renderings)")
+        languages = ", ".join(renderer.languages)
+        click.echo(f"catalogs: ok ({languages}; {len({m.id for m in used})} messages)")
