@@ -165,3 +165,17 @@ async def test_a_usergroup_speaks_for_its_members_and_supervisors(
     assert "Nowe zgłoszenie [#1]: „Help”, od: mia@acme.test (Acme)." in notice.text
     assert "Tę wiadomość otrzymują osoby nadzorujące grupę Acme." in notice.text
     assert "#status resolved (zamknięcie), #status open (ponowne otwarcie)" in notice.text
+
+
+async def test_a_language_set_by_a_person_outranks_the_detected_one_and_is_recorded(
+    start_daemon: StartDaemon, relay_sink: RelaySink, admin: Cli
+) -> None:
+    running = await start_daemon()
+    await write(running, relay_sink, "marie@client.test", FRENCH)
+
+    result = await admin("customer", "set", "marie@client.test", "language=pl")
+    later = await write(running, relay_sink, "marie@client.test", FRENCH, subject="Encore")
+
+    assert "customer marie@client.test: language pl" in result.output
+    assert later.text.startswith("Dzień dobry,")
+    assert "language_set" in await history_actions(running.app, 1), "its open ticket says so"
