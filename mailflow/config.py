@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale, UnknownLocaleError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -106,6 +107,29 @@ DurationOrZero = Annotated[
     timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)
 ]
 Size = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
+
+
+def language_code(value: str) -> str:
+    """A language as Babel names it ("fr", "pl", "pt_BR"; "fr-FR" is read as "fr_FR"), or
+    ValueError saying what a language looks like."""
+    try:
+        return str(Locale.parse(value.strip().replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise ValueError(f"{value!r} is not a language such as en, fr or pl") from None
+
+
+def zone_name(value: str) -> str:
+    """A time zone of the IANA database ("Europe/Warsaw"), or ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone such as Europe/Berlin") from None
+    return value
+
+
+Language = Annotated[str, AfterValidator(language_code)]
+# Set on customers and usergroups: mailflow's own settings, not custom fields.
+PERSONAL_SETTINGS = ("language", "timezone")
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
@@ -122,6 +146,8 @@ class InstanceConfig(Section):
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     # The key that signs reply addresses; created (mode 0600) on first start.
     secret_file: Path = Path(DEFAULT_STATE_DIR, "secret")
+    # What customers, approvers and supervisors read when nothing else chooses a language.
+    language: Language = "en"
 
 
 class DatabaseConfig(Section):
@@ -264,6 +290,8 @@ class TicketTypeConfig(Section):
     # When a ticket becomes this type: its old status → the status it takes here. Statuses
     # not listed take default_status.
     status_map: dict[str, str] = {}
+    # The language of this type's mail, unless the customer or their usergroup has one.
+    language: Language | None = None
 
     @field_validator("addresses")
     @classmethod
@@ -342,6 +370,13 @@ class FieldConfig(Section):
     label: str | None = None
     choices: list[str] = []
 
+    @field_validator("name")
+    @classmethod
+    def _not_a_setting(cls, name: str) -> str:
+        if name in PERSONAL_SETTINGS:
+            raise ValueError(f"{name!r} is a setting of every usergroup; choose another name")
+        return name
+
     @model_validator(mode="after")
     def _choices_for_choice(self) -> FieldConfig:
         if (self.type == "choice") != bool(self.choices):
@@ -371,11 +406,7 @@ class BusinessHoursConfig(Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{zone!r} is not a time zone such as Europe/Berlin") from None
-        return zone
+        return zone_name(zone)
 
     @model_validator(mode="after")
     def _start_before_end(self) -> BusinessHoursConfig:

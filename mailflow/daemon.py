@@ -14,6 +14,7 @@ from mailflow.automation.schema import RuleError
 from mailflow.automation.sweep import sweep
 from mailflow.credentials import check_secret_files
 from mailflow.db import migrate
+from mailflow.i18n import detect as language_model
 from mailflow.ingest.envelope import Channel
 from mailflow.ingest.imap import FolderWatcher, watchers
 from mailflow.ingest.inflight import InFlight
@@ -45,6 +46,7 @@ class Daemon:
     async def start(self) -> None:
         config = self.app.config
         await migrate.ensure_current(self.app.db, config)
+        await asyncio.to_thread(language_model.load)  # once, before the first mail waits on it
         self.app.on_outbox_change(self.sender.wake)
         self.sender.start()
         if config.smtp.enabled:

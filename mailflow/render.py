@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import (
     ChoiceLoader,
@@ -19,7 +19,10 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
-from mailflow.config import Config
+from mailflow.config import Config, ConfigError
+from mailflow.i18n import speaking
+from mailflow.i18n.catalogs import CatalogError, Catalogs, Used
+from mailflow.i18n.choice import STAFF, Speech, served
 from mailflow.resources import templates_dir
 
 
@@ -41,13 +44,6 @@ SIGNATURE_SEPARATOR = "-- "
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 _PARAGRAPH = '<p style="margin: 0 0 1em 0;">{}</p>'
 LAYOUT = "_layout.html.j2"
-
-
-def greeting(person: Any) -> str:
-    """Greets by name ("Hello Bob Customer,"), or with "Hello," when we know no name; never
-    by address, which reads as a machine's."""
-    name = str(getattr(person, "name", "") or "").strip()
-    return f"Hello {name}," if name and "@" not in name else "Hello,"
 
 
 def _line_html(line: str, emphasised: str) -> Markup:
@@ -103,10 +99,15 @@ class Rendered:
 
 class Renderer:
     """Finds `<name>.txt.j2` (required), `.html.j2` and `.subject.j2` (optional), preferring
-    `types/<type>/<name>` over `<name>`, and the configured directory over the shipped one."""
+    `types/<type>/<name>` over `<name>`, and the configured directory over the shipped one;
+    renders them in the reader's language with the catalogs of those directories."""
 
     def __init__(self, directories: Sequence[Path]) -> None:
         self.directories = tuple(directories)
+        try:
+            self.catalogs = Catalogs.find(self.directories)
+        except CatalogError as exc:
+            raise TemplateProblem(str(exc.path), exc.problem) from None
         self._found: dict[tuple[str, str, str | None], str | None] = {}
         self.env = Environment(
             loader=ChoiceLoader([FileSystemLoader(str(d)) for d in directories]),
@@ -116,7 +117,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        self.env.globals["greeting"] = greeting
+        speaking.install(self.env, self.catalogs)
 
     @classmethod
     def from_config(cls, config: Config) -> Renderer:
@@ -124,12 +125,39 @@ class Renderer:
         for directory in extra:  # a misspelt path would quietly leave the shipped texts in use
             if not directory.is_dir():
                 raise TemplateProblem(str(directory), "templates directory does not exist")
-        return cls([*extra, templates_dir()])
+        renderer = cls([*extra, templates_dir()])
+        renderer.check_languages(config)
+        return renderer
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return self.catalogs.languages
+
+    def check_languages(self, config: Config) -> None:
+        """Each language the configuration names has a catalog to speak it with."""
+        named: list[tuple[str, str | None]] = [("instance.language", config.instance.language)]
+        named += [(f"types[{i}].language", t.language) for i, t in enumerate(config.types)]
+        for key, language in named:
+            if language and served(language, self.languages) is None:
+                raise ConfigError(
+                    config.source,
+                    key,
+                    f"no catalog for {language!r} (there are {', '.join(self.languages)}); "
+                    f"add locale/{language}/LC_MESSAGES/mailflow.po to the templates",
+                )
 
     def exists(self, name: str, type_name: str | None = None) -> bool:
         return self._find(name, "txt", type_name) is not None
 
-    def render(self, name: str, type_name: str | None, context: Mapping[str, Any]) -> Rendered:
+    def render(
+        self,
+        name: str,
+        type_name: str | None,
+        context: Mapping[str, Any],
+        speech: Speech = STAFF,
+    ) -> Rendered:
+        """The mail in the reader's language, its dates in their time zone."""
+        context = {**context, "language": speech.language, "timezone": speech.timezone}
         text_name = self._find(name, "txt", type_name)
         if text_name is None:
             raise TemplateProblem(f"{name}.txt.j2", "not found in " + self._where())
@@ -144,10 +172,30 @@ class Renderer:
         subject = self._render(subject_name, context).strip() if subject_name else None
         return Rendered(subject=subject or None, text=text, html=html)
 
-    def page(self, name: str, context: Mapping[str, Any]) -> str:
-        """A web page (templates/web/…), escaped like every .html.j2."""
+    def page(self, name: str, context: Mapping[str, Any], speech: Speech) -> str:
+        """A web page (templates/web/…), escaped like every .html.j2, in the reader's language."""
         self._compile(name)
-        return self._render(name, context)
+        return self._render(
+            name, {**context, "language": speech.language, "timezone": speech.timezone}
+        )
+
+    def used_messages(self) -> list[Used]:
+        """Every message the templates in use ask to be translated, for `mailflow check`."""
+        used = []
+        for name in self.env.list_templates(extensions=["j2"]):
+            source, _file, _uptodate = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            try:
+                found = list(cast(Any, self.env).extract_translations(source))
+            except TemplateError as exc:
+                raise TemplateProblem(name, f"{type(exc).__name__}: {exc}") from None
+            for line, function, message in found:
+                # A call with variables gives (message, None, …); ngettext (one, many, None).
+                parts = (message,) if isinstance(message, str) else tuple(message)
+                if function == "ngettext" and len(parts) > 1 and parts[1]:
+                    used.append(Used((str(parts[0]), str(parts[1])), f"{name}:{line}"))
+                elif isinstance(parts[0], str):
+                    used.append(Used(parts[0], f"{name}:{line}"))
+        return used
 
     def template_names(self) -> list[str]:
         """Every mail template by name (types/<type>/ overrides folded in), for `mailflow check`."""

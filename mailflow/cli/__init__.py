@@ -30,6 +30,7 @@ COMMANDS: dict[str, Lazy] = {
     "team": Lazy("agents", "Support teams."),
     "group": Lazy("agents", "Groups of agents inside a team; tickets can be assigned to one."),
     "usergroup": Lazy("usergroups", "Customers' organisations: members, supervisors, fields."),
+    "customer": Lazy("customers", "Customers: their language and time zone."),
     "rules": Lazy("rules", "The workflow rules, and what they would do with a message."),
     "inject": Lazy("inject", "Process .eml files as if they had arrived by SMTP."),
     "inbound": Lazy("inbound", "Messages as received; retry or discard quarantined ones."),

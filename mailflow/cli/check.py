@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +15,8 @@ from mailflow.config import Config, ConfigError
 from mailflow.db.models import ActorKind, Customer, Direction, Message, Ticket
 from mailflow.db.people import Group, Usergroup
 from mailflow.db.record import Activity, ActivityKind, Approval, ApprovalState, Resolution
+from mailflow.i18n.choice import Speech
+from mailflow.i18n.speaking import own_messages
 from mailflow.mail.addresses import Mailbox
 from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.tickets.ops import Actor
@@ -92,7 +94,8 @@ def sample_context() -> dict[str, object]:
         state=ApprovalState.APPROVED,
         comment="Fine.",
         created_at=_SAMPLE_TIME,
-        expires_at=_SAMPLE_TIME,
+        expires_at=_SAMPLE_TIME + timedelta(days=7),
+        decided_at=_SAMPLE_TIME + timedelta(hours=1),
     )
     activity = Activity(
         id=1,
@@ -169,17 +172,25 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.pass_context
     def check(ctx: click.Context) -> None:
-        """Validate the configuration, every rule and every template."""
+        """Validate the configuration, every rule, every template in every language, and that
+        each catalog translates every message the templates use."""
         config = config_of(ctx)
         source = config.source if config.source.startswith("(") else Path(config.source).resolve()
         click.echo(f"checking {source}")
         written = check_state_paths(config)
         app = app_of(config)
         app.check_secret(create=False)  # check creates nothing; run makes the secret
+        renderer = app.renderer
+        used = [*renderer.used_messages(), *own_messages()]
+        gaps = renderer.catalogs.gaps(used)
+        for gap in gaps:
+            click.echo(f"mailflow: {gap}", err=True)
+        if gaps:
+            ctx.exit(os.EX_CONFIG)
         rendered = 0
         for ticket_type in config.types:
             ticket = sample_ticket(ticket_type.name, ticket_type.default_status)
-            for name in app.renderer.template_names():
+            for name in renderer.template_names():
                 mail = TemplateMail(
                     template=name,
                     to=Recipient(Mailbox("Sam", "sam@example.org"), Role.CUSTOMER, 1),
@@ -188,9 +199,14 @@ def register(cli: click.Group) -> None:
                     message=sample_message(),
                     context=sample_context(),
                 )
-                app.renderer.render(name, ticket_type.name, app.mailer.context(ticket, mail))
-                rendered += 1
+                context = app.mailer.context(ticket, mail)
+                for language in renderer.languages:
+                    speech = Speech(language, config.business_hours.timezone)
+                    renderer.render(name, ticket_type.name, context, speech)
+                    rendered += 1
         click.echo(f"configuration: ok ({len(config.types)} ticket types)")
         click.echo(f"state: ok ({config.instance.state_dir}; writable: {', '.join(written)})")
         click.echo(f"rules: ok ({len(app.rules.rules)} enabled)")
         click.echo(f"templates: ok ({rendered} renderings)")
+        languages = ", ".join(renderer.languages)
+        click.echo(f"catalogs: ok ({languages}; {len({m.id for m in used})} messages)")

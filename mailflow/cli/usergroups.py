@@ -9,13 +9,15 @@ import click
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailflow.cli.common import Config, config_of, in_transaction
+from mailflow.cli import customers
+from mailflow.cli.common import Config, administrator, config_of, in_transaction
 from mailflow.cli.lists import list_options, print_page
+from mailflow.config import PERSONAL_SETTINGS
 from mailflow.db.models import Customer
 from mailflow.db.paging import AnyRow, Keyset
 from mailflow.db.people import Usergroup, UsergroupMember
 from mailflow.mail.addresses import Mailbox, is_valid_address, normalise
-from mailflow.people import directory, usergroups
+from mailflow.people import directory, languages, usergroups
 from mailflow.tickets import ops
 
 
@@ -149,12 +151,17 @@ def register(cli: click.Group) -> None:
     @click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
     @click.pass_context
     def set_fields(ctx: click.Context, name: str, assignments: tuple[str, ...]) -> None:
-        """Set custom fields (FIELD= with nothing after it clears one)."""
+        """Set custom fields, or the language and timezone of its members (FIELD= with
+        nothing after it clears one)."""
+        own = [a for a in assignments if a.partition("=")[0] in PERSONAL_SETTINGS]
+        settings = customers.checked(config_of(ctx), own)
+        assignments = tuple(a for a in assignments if a not in own)
 
         async def work(session: AsyncSession, config: Config, now: datetime) -> None:
             usergroup = await _named(session, name)
             merged = {**usergroup.fields, **_fields(config, assignments)}
             usergroup.fields = {key: value for key, value in merged.items() if value}
+            await languages.set_language(session, usergroup, administrator(), now, **settings)
 
         in_transaction(ctx, work)
         click.echo(f"usergroup {name}: fields set")

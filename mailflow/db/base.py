@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
 NAME_LENGTH = 200  # display names; longer ones are cut, not refused
+LANGUAGE_LENGTH = 16  # "fr", "pt_BR", "sr_Latn_RS"
+ZONE_LENGTH = 64  # "America/Argentina/ComodRivadavia"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -21,7 +21,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailflow.db import record as _record  # noqa: F401  (its tables are part of the schema)
-from mailflow.db.base import NAME_LENGTH, Base, UTCDateTime, enum_column
+from mailflow.db.base import (
+    LANGUAGE_LENGTH,
+    NAME_LENGTH,
+    ZONE_LENGTH,
+    Base,
+    UTCDateTime,
+    enum_column,
+)
 from mailflow.db.people import AgentRole, Group, Team, Usergroup
 
 __all__ = ["NAME_LENGTH", "Base", "UTCDateTime"]
@@ -64,6 +71,12 @@ class Customer(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     created_at: Mapped[datetime]
+    # Set by a person (`mailflow customer set`); outranks every other way of choosing.
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_LENGTH))
+    # What their first confidently recognised mail was written in; kept for later mail.
+    detected_language: Mapped[str | None] = mapped_column(String(LANGUAGE_LENGTH))
+    # For the dates in their mail; else their usergroup's, else [business_hours] timezone.
+    timezone: Mapped[str | None] = mapped_column(String(ZONE_LENGTH))
 
 
 class Agent(Base):

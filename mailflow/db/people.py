@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailflow.db.base import NAME_LENGTH, Base
+from mailflow.db.base import LANGUAGE_LENGTH, NAME_LENGTH, ZONE_LENGTH, Base
 
 
 class AgentRole(enum.StrEnum):
@@ -59,6 +59,9 @@ class Usergroup(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     notify_supervisors: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    # Its members' language and time zone, unless a member has their own.
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_LENGTH))
+    timezone: Mapped[str | None] = mapped_column(String(ZONE_LENGTH))
 
 
 class UsergroupMember(Base):

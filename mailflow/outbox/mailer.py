@@ -18,6 +18,7 @@ from mailflow.mail.parse import ParsedAttachment
 from mailflow.outbox import suppressions
 from mailflow.outbox.bounces import return_path
 from mailflow.outbox.queue import enqueue
+from mailflow.people.languages import reader_speech
 from mailflow.render import Renderer
 from mailflow.tickets.authors import author_of
 from mailflow.tickets.messages import root_ref
@@ -128,7 +129,12 @@ class Mailer:
             )
             return None
         ticket_type = self.config.ticket_type(ticket.type)
-        rendered = self.renderer.render(mail.template, ticket.type, self.context(ticket, mail))
+        speech = await reader_speech(
+            session, self.config, self.renderer.languages, ticket, mail.to.role, address
+        )
+        rendered = self.renderer.render(
+            mail.template, ticket.type, self.context(ticket, mail), speech
+        )
         subject = rendered.subject or reply_subject(ticket.id, ticket.subject)
         if tag(ticket.id) not in subject:
             subject = f"{tag(ticket.id)} {subject}"

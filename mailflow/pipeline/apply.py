@@ -19,6 +19,7 @@ from mailflow.db.record import Approval
 from mailflow.mail.addresses import Mailbox
 from mailflow.mail.automatic import AutoKind
 from mailflow.outbox.mailer import Recipient, TemplateMail
+from mailflow.people.languages import learn_language
 from mailflow.people.usergroups import settle_usergroup
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import approvals, ops
@@ -145,6 +146,7 @@ async def _open(services: Services, intake: Intake, sender: Mailbox) -> None:
         ops.make_private(ticket, actor=actor, now=intake.now, session=session)
     await _participants(services, intake, ticket, ParticipantRole.CUSTOMER)
     message = await _store(services, intake, ticket, actor, customer.id)
+    await learn_language(session, customer, ticket, f"{subject}\n{message.text}", intake.now)
     intake.ticket = ticket
     intake.events.append(TicketCreated(ticket.id, message.id, usergroups_to_choose=undecided))
     where = f" in usergroup {ticket.usergroup.name}" if ticket.usergroup else ""

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailflow.app import App
 from mailflow.db.models import Ticket
 from mailflow.db.record import Approval, ApprovalState
+from mailflow.i18n.choice import Speech
 from mailflow.tickets import approvals
 from mailflow.tickets.approvals import Refusal
-from mailflow.web.pages import page, spoken
+from mailflow.web.pages import page, person_page_speech
 from mailflow.web.server_key import APP_KEY
 
 CHOICES = ("approve", "reject")
@@ -28,13 +29,14 @@ async def show(request: web.Request) -> web.Response:
     now = app.clock.now()
     async with app.db.transaction() as session:
         approval, ticket = await _found(session, request)
+        speech = await person_page_speech(app, session, request, approval.approver, ticket)
         if not approvals.open_to_decision(approval, now):
-            return await _closed(app, session, approval, ticket)
+            return await _closed(app, speech, session, approval, ticket)
         # A HEAD answer has no body to read a nonce from: the page's nonce stays as it is.
         head = request.method == hdrs.METH_HEAD
         nonce = "" if head else await approvals.issue_nonce(session, approval, now)
         choice = request.query.get("choice", "")
-        return _form(app, approval, ticket, nonce, choice, approval.comment)
+        return _form(app, speech, approval, ticket, nonce, choice, approval.comment)
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -45,17 +47,18 @@ async def submit(request: web.Request) -> web.Response:
     comment = str(form.get("comment", ""))[:COMMENT_LIMIT]
     async with app.db.transaction() as session:
         approval, ticket = await _found(session, request)
+        speech = await person_page_speech(app, session, request, approval.approver, ticket)
         if not approvals.open_to_decision(approval, now):
-            return await _closed(app, session, approval, ticket, comment)
+            return await _closed(app, speech, session, approval, ticket, comment)
         # Spent first: every refusal spends it, so a refused POST never decides on replay.
         spent = await approvals.spend_nonce(session, app.config, approval, nonce, now)
         refusal = _foreign_origin(app, request) or _no_choice(choice) or spent
         if refusal:
             await session.refresh(approval)  # a POST running alongside may have decided it
             if refusal is Refusal.OUT_OF_DATE and _decided_so(approval, choice, comment):
-                return _thanks(app, approval, ticket, request.path, now)  # a double click
+                return _thanks(app, speech, approval, ticket, request.path, now)  # a double click
             fresh = await approvals.issue_nonce(session, approval, now)
-            return _form(app, approval, ticket, fresh, choice, comment, refusal)
+            return _form(app, speech, approval, ticket, fresh, choice, comment, refusal)
         decision = approvals.Decision(
             approve=choice == "approve",
             via="web",
@@ -65,7 +68,7 @@ async def submit(request: web.Request) -> web.Response:
         )
         events = await approvals.decide(session, app.mailer, approval, decision, now)
         await app.engine.run(session, events, now)
-        result = _thanks(app, approval, ticket, request.path, now)
+        result = _thanks(app, speech, approval, ticket, request.path, now)
     app.wake_sender()
     return result
 
@@ -77,11 +80,14 @@ def _decided_so(approval: Approval, choice: str, comment: str) -> bool:
     return approval.state is state and approval.comment == comment
 
 
-def _thanks(app: App, approval: Approval, ticket: Ticket, link: str, now: datetime) -> web.Response:
+def _thanks(
+    app: App, speech: Speech, approval: Approval, ticket: Ticket, link: str, now: datetime
+) -> web.Response:
     changeable = approvals.open_to_decision(approval, now)
     return page(
         app,
         "decided",
+        speech,
         approval=approval,
         ticket=ticket,
         thanks=True,
@@ -102,6 +108,7 @@ async def _found(session: AsyncSession, request: web.Request) -> tuple[Approval,
 
 def _form(
     app: App,
+    speech: Speech,
     approval: Approval,
     ticket: Ticket,
     nonce: str,
@@ -113,6 +120,7 @@ def _form(
     return page(
         app,
         "approval",
+        speech,
         status=200 if refusal is None else 400,
         approval=approval,
         ticket=ticket,
@@ -121,23 +129,42 @@ def _form(
         comment=comment,
         refusal=refusal,
         pending=approval.state is ApprovalState.PENDING,
-        delay=spoken(settings.min_decision_delay),
-        page_life=spoken(settings.page_expire_after),
+        delay=settings.min_decision_delay,
+        page_life=settings.page_expire_after,
     )
 
 
 async def _closed(
-    app: App, session: AsyncSession, approval: Approval, ticket: Ticket, comment: str = ""
+    app: App,
+    speech: Speech,
+    session: AsyncSession,
+    approval: Approval,
+    ticket: Ticket,
+    comment: str = "",
 ) -> web.Response:
     """No longer open to a decision: expired, or decided and past the change window."""
     lost = comment if comment != approval.comment else ""
     if approval.state in (ApprovalState.PENDING, ApprovalState.EXPIRED):
         notice = await approvals.expiry_notice(session, approval, ticket)
         return page(
-            app, "expired", status=410, approval=approval, ticket=ticket, notice=notice, lost=lost
+            app,
+            "expired",
+            speech,
+            status=410,
+            approval=approval,
+            ticket=ticket,
+            notice=notice,
+            lost=lost,
         )
     return page(
-        app, "decided", approval=approval, ticket=ticket, thanks=False, changeable=False, lost=lost
+        app,
+        "decided",
+        speech,
+        approval=approval,
+        ticket=ticket,
+        thanks=False,
+        changeable=False,
+        lost=lost,
     )
 
 

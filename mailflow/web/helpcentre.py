@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from mailflow.db.record import Resolution
-from mailflow.web.pages import page
+from mailflow.web.pages import browser_speech, page
 from mailflow.web.server_key import APP_KEY
 
 
@@ -22,7 +22,7 @@ async def index(request: web.Request) -> web.Response:
                 .order_by(Resolution.updated_at.desc())
             )
         ).all()
-        return page(app, "kb_index", articles=articles)
+        return page(app, "kb_index", browser_speech(app, request), articles=articles)
 
 
 # What resolutions.slug() makes: anything else is no article (and never reaches the
@@ -41,4 +41,4 @@ async def article(request: web.Request) -> web.Response:
         )
         if found is None:
             raise web.HTTPNotFound()
-        return page(app, "kb_article", article=found)
+        return page(app, "kb_article", browser_speech(app, request), article=found)

@@ -115,6 +115,6 @@ async def test_an_expired_link_says_what_happened_and_what_will(
     await browser.open(accept_link(request))
     assert await browser.heading() == "This request has expired"
     text = await browser.text()
-    assert "expired on 2026-01-12" in text
+    assert "expired on January 12, 2026" in text
     assert "Alice, who asked, will be told by mail" in text
     assert await browser.buttons() == []

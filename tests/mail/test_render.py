@@ -3,7 +3,12 @@ the signature apart, and everything escaped."""
 
 from __future__ import annotations
 
-from mailflow.render import greeting, text_to_html, with_signature_separator
+from gettext import NullTranslations
+
+from mailflow.i18n.speaking import greeting
+from mailflow.render import text_to_html, with_signature_separator
+
+ENGLISH = NullTranslations()
 
 
 class Person:
@@ -55,7 +60,7 @@ def test_a_bare_double_dash_becomes_the_rfc_3676_separator() -> None:
 
 
 def test_greeting_uses_a_name_never_an_address() -> None:
-    assert greeting(Person("Bob Customer")) == "Hello Bob Customer,"
-    assert greeting(Person("")) == "Hello,"
-    assert greeting(Person("bob@example.org")) == "Hello,"
-    assert greeting(None) == "Hello,"
+    assert greeting(ENGLISH, Person("Bob Customer")) == "Hello Bob Customer,"
+    assert greeting(ENGLISH, Person("")) == "Hello,"
+    assert greeting(ENGLISH, Person("bob@example.org")) == "Hello,"
+    assert greeting(ENGLISH, None) == "Hello,"

@@ -22,7 +22,8 @@ from tests.web.approving import (
 
 
 def _utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+    """As the pages write a moment in English (CLDR: a narrow no-break space before AM)."""
+    return moment.strftime("%B %-d, %Y, %-I:%M\u202f%p UTC")
 
 
 async def test_every_page_asks_browsers_to_send_our_origin_with_its_form(
@@ -69,7 +70,7 @@ async def test_a_decided_request_shows_when_its_change_window_ends_not_a_past_ex
         assert response.status == 200
         page = await response.text()
     assert "You decided: <strong>approved</strong>" in page
-    assert f"until {_utc(approval.changeable_until)} UTC" in page
+    assert f"until {_utc(approval.changeable_until)}" in page
     assert _utc(approval.expires_at) not in page
     assert "expires" not in page
     nonce = await approving.view(url)
@@ -98,7 +99,7 @@ async def test_an_expired_link_says_the_requester_will_be_told_before_the_mail_i
     await approving.mail_to(AGENT, told + 1)
     async with approving.http.get(url) as response:
         page = await response.text()
-    assert f"Alice, who asked, was told by mail on {_utc(approving.clock.now())} UTC" in page
+    assert f"Alice, who asked, was told by mail on {_utc(approving.clock.now())}" in page
 
 
 async def test_an_expired_link_nobody_waits_for_says_no_one_is_told(
@@ -144,5 +145,5 @@ async def test_the_thank_you_page_says_until_when_and_how_to_change_it(
     assert status == 200
     approval = await the_approval(running)
     assert approval.changeable_until is not None
-    assert f"until {_utc(approval.changeable_until)} UTC" in page
+    assert f"until {_utc(approval.changeable_until)}" in page
     assert f'<a href="{urlsplit(url).path}">' in page, "a link back to the page"
