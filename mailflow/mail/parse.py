@@ -13,7 +13,12 @@ from html import unescape
 
 from inscriptis import get_text
 
-from mailflow.mail.addresses import Mailbox, parse_mailbox, parse_mailboxes
+from mailflow.mail.addresses import (
+    Mailbox,
+    parse_mailbox,
+    parse_mailboxes,
+    with_control_characters,
+)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 # Labels that lie: us-ascii, latin-1 and windows-1252 are routinely put on UTF-8 text, and
@@ -260,6 +265,18 @@ def _date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+ADDRESS_HEADERS = ("from", "reply-to", "to", "cc")
+
+
+def _refused_addresses(headers: dict[str, tuple[str, ...]]) -> list[str]:
+    """Why an address in From, Reply-To, To or Cc was left out."""
+    return [
+        f"{name.title()}: address {address} refused: it holds a control character"
+        for name in ADDRESS_HEADERS
+        for address in with_control_characters(list(headers.get(name, ())))
+    ]
+
+
 def parse(raw: bytes) -> ParsedMessage:
     """Parse a message as received; whatever is wrong with it is recorded in `defects`."""
     try:
@@ -291,6 +308,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     if not text and html:
         text = html_to_text(html)
     defects = lenient + [type(d).__name__ for d in message.defects] + collector.defects
+    defects += _refused_addresses(headers)
     message_id = message_ids(first("message-id"))
     return ParsedMessage(
         subject=first("subject") or "",
