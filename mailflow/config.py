@@ -249,6 +249,15 @@ class OutboxConfig(Section):
     retry_max: Duration = timedelta(hours=1)
     give_up_after: Duration = timedelta(days=2)
     lease: Duration = timedelta(minutes=5)
+    # Each delivery the relay accepted is written here (and fsynced) before the next one
+    # starts, until the database has it: a crash then sends again only what was in flight.
+    journal: Path = Path("var/outbox-journal")
+
+
+class DaemonConfig(Section):
+    # SIGTERM: stop taking mail at once, then finish what is under way for at most this
+    # long and exit 0. Keep it below the service manager's own limit (TimeoutStopSec).
+    stop_timeout: Duration = timedelta(seconds=10)
 
 
 class TicketTypeConfig(Section):
@@ -427,6 +436,7 @@ def _default_types() -> list[TicketTypeConfig]:
 
 class Config(Section):
     instance: InstanceConfig = InstanceConfig()
+    daemon: DaemonConfig = DaemonConfig()
     database: DatabaseConfig = DatabaseConfig()
     smtp: SmtpConfig = SmtpConfig()
     lmtp: LmtpConfig = LmtpConfig()

@@ -75,10 +75,13 @@ class MailListener:
         self.channel = channel
         self.handler = Handler(app, inflight, channel)
         self.server: asyncio.Server | None = None
-        self.connections: set[SMTP] = set()
+        self.connections: set[_Tracked] = set()
+        # One future per session in DATA, done when its reply is sent.
+        self.transactions: set[asyncio.Future[None]] = set()
+        self.stopping = False
         self.where = ""
 
-    def _protocol(self) -> SMTP:
+    def _protocol(self) -> _Tracked:
         smtp = self.app.config.smtp
         kind = _TrackedLMTP if self.channel is Channel.LMTP else _TrackedSMTP
         protocol = kind(
@@ -90,6 +93,9 @@ class MailListener:
             loop=asyncio.get_running_loop(),
         )
         protocol.registry = self.connections
+        protocol.transactions = self.transactions
+        if self.stopping:
+            protocol.refuse_commands()
         return protocol
 
     async def start(self) -> str:
@@ -117,6 +123,11 @@ class MailListener:
         return int(self.server.sockets[0].getsockname()[1])
 
     def stop_listening(self) -> None:
+        """No new session, and no new transaction in the open ones: each gets 421 on its next
+        command. A message already in DATA goes on to its answer."""
+        self.stopping = True
+        for protocol in list(self.connections):
+            protocol.refuse_commands()
         if self.server is not None:
             self.server.close()
             socket_path = self.app.config.lmtp.socket
@@ -124,26 +135,48 @@ class MailListener:
                 Path(self.app.config.path(socket_path)).unlink(missing_ok=True)
 
     def close_connections(self) -> None:
+        """The sessions left: told 421 unsolicited (RFC 5321 §3.8), then closed."""
         for protocol in list(self.connections):
-            if protocol.transport is not None:
+            if isinstance(protocol.transport, asyncio.WriteTransport):
+                protocol.transport.write(replies.R421_SHUTTING_DOWN.encode() + b"\r\n")
                 protocol.transport.close()
 
 
-class _Tracked:
-    """Keeps a registry of open connections, to close them at shutdown."""
+class _Tracked(SMTP):
+    """Keeps a registry of open connections and of transactions in DATA, for the stop."""
 
-    registry: set[SMTP]
+    registry: set[_Tracked]
+    transactions: set[asyncio.Future[None]]
 
     def connection_made(self, transport: Any) -> None:
-        self.registry.add(self)  # type: ignore[arg-type]
-        super().connection_made(transport)  # type: ignore[misc]
+        self.registry.add(self)
+        super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self.registry.discard(self)
-        super().connection_lost(error)  # type: ignore[misc]
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        done: asyncio.Future[None] = self.loop.create_future()
+        self.transactions.add(done)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.transactions.discard(done)
+            done.set_result(None)
+
+    def refuse_commands(self) -> None:
+        """Every command from now on is answered 421 and the connection closed. aiosmtpd
+        looks each command up in this table (built at connection time) before running it."""
+        self._smtp_methods = {command: self._shutting_down for command in self._smtp_methods}
+
+    async def _shutting_down(self, arg: str | None) -> None:
+        await self.push(replies.R421_SHUTTING_DOWN)
+        if self.transport is not None:
+            self.transport.close()
 
 
-class _TrackedSMTP(_Tracked, SMTP):
+class _TrackedSMTP(_Tracked):
     pass
 
 
