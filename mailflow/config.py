@@ -307,6 +307,9 @@ class HygieneConfig(Section):
     automatic_mail_window: Duration = timedelta(hours=1)
     # Attachments larger than this are not extracted (the raw message keeps them).
     max_attachment_size: Size = 20 * 1024 * 1024
+    # A message with more attachments than this is kept as received and quarantined, with
+    # the reason; raise it and `mailflow inbound retry` to take such a message after all.
+    max_attachments: int = Field(default=1000, ge=1)
 
 
 class IdentityConfig(Section):

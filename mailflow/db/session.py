@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from mailflow.config import Config
+
+# An execution option: this connection only reads, so on SQLite it takes no write lock.
+READ_ONLY = "mailflow_read_only"
 
 
 class DatabaseUnavailable(Exception):
@@ -64,6 +67,13 @@ class Database:
                 raise
             except OSError as exc:
                 raise DatabaseUnavailable(str(exc)) from exc
+
+    async def ping(self) -> None:
+        """Answers when the database does, without waiting for a writer: no write lock is
+        asked for (SQLite readers in WAL mode never wait), for /healthz."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(**{READ_ONLY: True})
+            await connection.execute(text("SELECT 1"))
 
     @contextlib.asynccontextmanager
     async def _serialised(self) -> AsyncIterator[None]:
@@ -123,4 +133,5 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

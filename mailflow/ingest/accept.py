@@ -89,6 +89,12 @@ async def _attempts(
     app: App, parsed: ParsedMessage, envelope: Envelope, row: RowFactory
 ) -> Outcome | Exception:
     """The committed outcome, or the exception that should quarantine the message."""
+    cap = app.config.hygiene.max_attachments
+    if len(parsed.attachments) > cap:  # kept as received: storing them is not worth it
+        return Quarantine(
+            f"{len(parsed.attachments)} attachments, more than [hygiene] max_attachments "
+            f"({cap}); kept as received"
+        )
     failure: Exception = RuntimeError("no attempt made")
     for _attempt in range(ATTEMPTS):
         try:

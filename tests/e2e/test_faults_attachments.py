@@ -1,0 +1,102 @@
+"""Many attachments, and large ones: work that grows with their number only linearly, a cap
+with a defined outcome above it, content kept once, and /healthz that waits for no writer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import event
+
+from mailflow.db.models import Attachment, InboundMessage, InboundState, Ticket
+from tests.conftest import PG_URL, Running, StartDaemon
+from tests.support import all_rows, smtp_send
+
+PARTS = 2000
+
+
+def with_attachments(count: int, sender: str = "bob@customer.test") -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "support@example.com"
+    message["Subject"] = f"{count} notes"
+    message["Message-ID"] = f"<notes-{count}-{sender}>"
+    message.set_content("Notes attached.\n")
+    for n in range(count):
+        message.add_attachment(f"note {n}\n".encode(), "text", "plain", filename=f"n{n:05}.txt")
+    return message.as_bytes(policy=policy.SMTP)
+
+
+async def test_message_with_more_attachments_than_the_cap_is_kept_raw_and_quarantined(
+    start_daemon: StartDaemon,
+) -> None:
+    running = await start_daemon({"hygiene": {"max_attachments": 1000}})
+    raw = with_attachments(PARTS)
+    assert (await smtp_send(running.port, raw))[0] == 250
+    (inbound,) = await all_rows(running.app, InboundMessage)
+    assert inbound.state is InboundState.QUARANTINED
+    assert inbound.reason == (
+        f"{PARTS} attachments, more than [hygiene] max_attachments (1000); kept as received"
+    )
+    assert inbound.raw == raw
+    assert inbound.error == "", "an expected outcome, not a failure"
+    assert await all_rows(running.app, Ticket) == []
+
+
+@contextlib.contextmanager
+def counting_statements(running: Running) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = running.app.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_attachments_are_stored_in_as_many_statements_for_two_thousand_as_for_ten(
+    start_daemon: StartDaemon,
+) -> None:
+    running = await start_daemon({"hygiene": {"max_attachments": 5000}})
+    with counting_statements(running) as few:
+        assert (await smtp_send(running.port, with_attachments(10, "ann@customer.test")))[0] == 250
+    with counting_statements(running) as many:
+        assert (await smtp_send(running.port, with_attachments(PARTS)))[0] == 250
+    inbound = await all_rows(running.app, InboundMessage)
+    assert [i.state for i in inbound] == [InboundState.PROCESSED] * 2
+    stored = await all_rows(running.app, Attachment)
+    assert len(stored) == 10 + PARTS
+    assert stored[-1].filename == f"n{PARTS - 1:05}.txt"
+    # Batches of rows: a few statements more per thousand, never one per attachment.
+    assert len(many) - len(few) <= 8, f"{len(few)} statements for 10, {len(many)} for {PARTS}"
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="the write lock is SQLite's")
+async def test_healthz_answers_while_another_process_holds_the_write_lock(
+    start_daemon: StartDaemon,
+) -> None:
+    running = await start_daemon({"database": {"busy_timeout": "1s"}})
+    path = running.app.db.url.database
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        # Another process writing, say a CLI command; off this loop, where the daemon runs.
+        await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
+        url = f"{running.app.config.web.base_url}/healthz"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 200
+            assert await response.json() == {"status": "ok"}
+    finally:
+        holder.rollback()
+        holder.close()
