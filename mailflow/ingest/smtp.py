@@ -8,12 +8,13 @@ from typing import Any, AnyStr
 
 import structlog
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import MISSING, SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailflow.app import App
 from mailflow.ingest import replies
 from mailflow.ingest.accept import accept
+from mailflow.ingest.data import read_data
 from mailflow.ingest.envelope import Channel, Envelope, Outcome
 from mailflow.ingest.inflight import InFlight
 
@@ -157,10 +158,27 @@ class _Tracked(SMTP):
         super().connection_lost(error)
 
     async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the message with read_data, and registered as a
+        transaction under way until its reply is sent."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos or arg:
+            await self.push(replies.R501_DATA_SYNTAX if arg else replies.R503_NEED_RCPT)
+            return
         done: asyncio.Future[None] = self.loop.create_future()
         self.transactions.add(done)
         try:
-            await super().smtp_DATA(arg)
+            await self.push(replies.R354_START_DATA)
+            content = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+            if isinstance(content, str):  # refused: the reply still sees the envelope (LMTP)
+                await self.push(content)
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                return
+            self.envelope.content = self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(replies.R250_OK if status is MISSING else status)
         finally:
             self.transactions.discard(done)
             done.set_result(None)
@@ -180,8 +198,8 @@ class _TrackedSMTP(_Tracked):
     pass
 
 
-# What aiosmtpd answers, once, when it refuses the data itself before our handler sees it.
-_DATA_REFUSALS = ("552 Error: Too much mail data", "500 Line too long (see RFC5321 4.5.3.1.6)")
+# What DATA answers, once, when it refuses the data itself before our handler sees it.
+_DATA_REFUSALS = (replies.R552_TOO_MUCH_DATA, replies.R500_LINE_TOO_LONG)
 
 
 class _TrackedLMTP(_Tracked, LMTP):
