@@ -128,6 +128,10 @@ class DatabaseConfig(Section):
     # SQLite: how long a writer waits for another process's write lock before giving up
     # (the SMTP client is then told 451, try again later).
     busy_timeout: Duration = timedelta(seconds=30)
+    # The attachments of large messages are kept as files here, one per content (named by
+    # its SHA-256), not in the database: back it up with the database. Several daemons on
+    # different machines need it on storage they share.
+    attachment_dir: Path = Path("var/attachments")
 
     @field_validator("url")
     @classmethod

@@ -37,6 +37,18 @@ class ParsedAttachment:
     data: bytes
     inline: bool = False
     content_id: str | None = None
+    # A large body is not held in memory (mail/large.py): where its base64 text lies in the
+    # raw message; once decoded into the attachment store, its SHA-256 and size instead.
+    body: tuple[int, int] | None = None
+    stored: tuple[str, int] | None = None
+
+    @property
+    def size(self) -> int:
+        if self.stored:
+            return self.stored[1]
+        if self.body:  # about: three bytes for every four characters of base64
+            return (self.body[1] - self.body[0]) * 3 // 4
+        return len(self.data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import structlog
 
+from mailflow.durable import sync_directory
+
 log = structlog.get_logger(__name__)
 
 SUFFIX = ".journal"
@@ -66,7 +68,7 @@ class Journal:
         self._path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _sync_directory(self.directory)
+        sync_directory(self.directory)
         return orphans
 
     def _unheld(self) -> list[Path]:
@@ -119,11 +121,3 @@ def forget(path: Path) -> None:
     """A dead process's file, once its entries are in the database."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

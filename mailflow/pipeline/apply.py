@@ -20,6 +20,7 @@ from mailflow.outbox.mailer import Recipient, TemplateMail
 from mailflow.people.usergroups import usergroup_for_ticket
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import ops
+from mailflow.tickets.attachment_files import AttachmentFiles
 from mailflow.tickets.events import AgentReplied, CustomerReplied, NoteAdded, TicketCreated
 from mailflow.tickets.messages import add_incoming, add_participants, attachments_of
 from mailflow.tickets.numbers import clean_subject
@@ -195,7 +196,9 @@ async def _relay(
         answering_id=await _last_customer_message_id(services, ticket),
         sender_name=agent.name,
         auto_submitted=None,
-        attachments=tuple(await attachments_of(session, message)),
+        attachments=tuple(
+            await attachments_of(session, message, AttachmentFiles.from_config(services.config))
+        ),
     )
     await services.mailer.send(session, ticket, reply, intake.now)
     also = f" (Cc {', '.join(copied)})" if copied else ""

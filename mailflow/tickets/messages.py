@@ -26,6 +26,7 @@ from mailflow.mail.addresses import Mailbox
 from mailflow.mail.attachments import prepared
 from mailflow.mail.parse import ParsedAttachment, ParsedMessage
 from mailflow.mail.quotes import split_reply
+from mailflow.tickets.attachment_files import AttachmentFiles
 from mailflow.tickets.ops import Actor, record
 
 
@@ -72,9 +73,10 @@ async def store_attachments(
     list, made a message with ten thousand take minutes."""
     if not attachments:
         return
-    digests = [hashlib.sha256(a.data).hexdigest() for a in attachments]
+    # A large one is in its file already (AttachmentFiles): its row holds no data.
+    digests = [a.stored[0] if a.stored else hashlib.sha256(a.data).hexdigest() for a in attachments]
     blobs = {
-        digest: {"sha256": digest, "size": len(a.data), "data": a.data}
+        digest: {"sha256": digest, "size": a.size, "data": a.data}
         for digest, a in zip(digests, attachments, strict=True)
     }
     await insert_rows_or_ignore(session, Blob, ["sha256"], list(blobs.values()))
@@ -85,7 +87,7 @@ async def store_attachments(
                 "message_id": message.id,
                 "filename": a.filename,
                 "content_type": a.content_type,
-                "size": len(a.data),
+                "size": a.size,
                 "sha256": digest,
                 "inline": a.inline,
                 "content_id": a.content_id,
@@ -137,8 +139,8 @@ async def add_incoming(
     await session.flush()
     kept, too_large = [], []
     for attachment in prepared(parsed.attachments):
-        if len(attachment.data) > max_attachment_size:
-            too_large.append(f"{attachment.filename} ({len(attachment.data)} bytes)")
+        if attachment.body is not None or attachment.size > max_attachment_size:
+            too_large.append(f"{attachment.filename} ({attachment.size} bytes)")
         else:
             kept.append(attachment)
     await store_attachments(session, message, kept)
@@ -164,7 +166,9 @@ async def add_participants(
     await insert_rows_or_ignore(session, Participant, ["ticket_id", "address"], rows)
 
 
-async def attachments_of(session: AsyncSession, message: Message) -> list[ParsedAttachment]:
+async def attachments_of(
+    session: AsyncSession, message: Message, files: AttachmentFiles
+) -> list[ParsedAttachment]:
     """A stored message's attachments with their content, to pass them on."""
     rows = await session.execute(
         select(Attachment, Blob.data)
@@ -176,9 +180,14 @@ async def attachments_of(session: AsyncSession, message: Message) -> list[Parsed
         ParsedAttachment(
             filename=attachment.filename,
             content_type=attachment.content_type,
-            data=data,
+            data=content(files, attachment.sha256, attachment.size, data),
             inline=attachment.inline,
             content_id=attachment.content_id,
         )
         for attachment, data in rows
     ]
+
+
+def content(files: AttachmentFiles, sha256: str, size: int, data: bytes) -> bytes:
+    """An attachment's content: its row's data, or its file when the row holds none."""
+    return data if data or not size else files.read(sha256)
