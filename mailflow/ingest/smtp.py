@@ -164,7 +164,8 @@ class _Tracked(SMTP):
             return
         assert self.envelope is not None
         if not self.envelope.rcpt_tos or arg:
-            await self.push(replies.R501_DATA_SYNTAX if arg else replies.R503_NEED_RCPT)
+            refusal = replies.R501_DATA_SYNTAX if self.envelope.rcpt_tos else replies.R503_NEED_RCPT
+            await self.push(refusal)
             return
         done: asyncio.Future[None] = self.loop.create_future()
         self.transactions.add(done)
