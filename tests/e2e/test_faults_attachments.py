@@ -18,7 +18,13 @@ import aiohttp
 import pytest
 from sqlalchemy import event, select
 
+from mailflow.app import App
+from mailflow.config import from_mapping
+from mailflow.db import migrate
 from mailflow.db.models import Attachment, Blob, InboundMessage, InboundState, Ticket
+from mailflow.db.session import Database
+from mailflow.ingest.accept import accept
+from mailflow.ingest.envelope import Channel, Envelope
 from tests.conftest import PG_URL, RelaySink, Running, StartDaemon
 from tests.support import (
     add_agent,
@@ -155,3 +161,30 @@ async def test_large_attachment_is_decoded_into_its_file_and_passed_on_whole(
     result = await mailflow_cli(config, "attachment", "get", "1", "-o", str(target))
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == photo
+
+
+@pytest.mark.skipif(bool(PG_URL), reason="where a column stands in the row matters to SQLite")
+async def test_upgrade_puts_the_raw_message_last_in_the_row_and_keeps_every_row(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    await migrate.upgrade(db, "0001")
+    await db.dispose()
+    app = App(from_mapping({"database": {"url": url}}, "old.toml", tmp_path))
+    raws = [bytes(build_message(message_id=f"<old-{n}@customer.test>")) for n in range(3)]
+    for raw in raws:  # kept by the version before
+        envelope = Envelope(Channel.INJECT, "bob@customer.test", (), app.clock.now())
+        assert (await accept(app, raw, envelope)).inbound_id is not None
+    await app.close()
+
+    db = Database(url)
+    await migrate.upgrade(db)
+    await db.dispose()
+    with contextlib.closing(sqlite3.connect(tmp_path / "old.db")) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(inbound_messages)")]
+        assert columns[-1] == "raw"
+        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        kept = connection.execute("SELECT raw FROM inbound_messages ORDER BY id").fetchall()
+        assert [row[0] for row in kept] == raws
+        assert connection.execute("SELECT count(*) FROM messages").fetchone() == (3,)
