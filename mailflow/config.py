@@ -157,6 +157,10 @@ class DatabaseConfig(Section):
     # SQLite: how long a writer waits for another process's write lock before giving up
     # (the SMTP client is then told 451, try again later).
     busy_timeout: Duration = timedelta(seconds=30)
+    # The attachments of large messages are kept as files here, one per content (named by
+    # its SHA-256), not in the database: back it up with the database. Several daemons on
+    # different machines need it on storage they share.
+    attachment_dir: Path = Path(DEFAULT_STATE_DIR, "attachments")
 
     @field_validator("url")
     @classmethod
@@ -278,6 +282,15 @@ class OutboxConfig(Section):
     retry_max: Duration = timedelta(hours=1)
     give_up_after: Duration = timedelta(days=2)
     lease: Duration = timedelta(minutes=5)
+    # Each delivery the relay accepted is written here (and fsynced) before the next one
+    # starts, until the database has it: a crash then sends again only what was in flight.
+    journal: Path = Path(DEFAULT_STATE_DIR, "outbox-journal")
+
+
+class DaemonConfig(Section):
+    # SIGTERM: stop taking mail at once, then finish what is under way for at most this
+    # long and exit 0. Keep it below the service manager's own limit (TimeoutStopSec).
+    stop_timeout: Duration = timedelta(seconds=10)
 
 
 class TicketTypeConfig(Section):
@@ -332,6 +345,9 @@ class HygieneConfig(Section):
     automatic_mail_window: Duration = timedelta(hours=1)
     # Attachments larger than this are not extracted (the raw message keeps them).
     max_attachment_size: Size = 20 * 1024 * 1024
+    # A message with more attachments than this is kept as received and quarantined, with
+    # the reason; raise it and `mailflow inbound retry` to take such a message after all.
+    max_attachments: int = Field(default=1000, ge=1)
 
 
 class IdentityConfig(Section):
@@ -477,6 +493,7 @@ def _default_types() -> list[TicketTypeConfig]:
 
 class Config(Section):
     instance: InstanceConfig = InstanceConfig()
+    daemon: DaemonConfig = DaemonConfig()
     database: DatabaseConfig = DatabaseConfig()
     smtp: SmtpConfig = SmtpConfig()
     lmtp: LmtpConfig = LmtpConfig()
@@ -569,7 +586,8 @@ def _describe(error: dict[str, Any]) -> str:
 def _with_state_defaults(
     data: dict[str, Any], base_dir: Path, environ: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The paths left unset (secret, SQLite database, maildir) go into the state directory:
+    """The paths left unset (secret, SQLite database, attachment files, maildir, delivery
+    journal) go into the state directory:
     `[instance] state_dir` (relative to the file), else systemd's, else var/ beside the file."""
     sections = [data.get(name, {}) for name in ("instance", "database", "outbox")]
     if not all(isinstance(section, dict) for section in sections):
@@ -584,8 +602,16 @@ def _with_state_defaults(
     return {
         **data,
         "instance": {"secret_file": str(state / "secret"), **instance, "state_dir": str(state)},
-        "database": {"url": f"sqlite+aiosqlite:///{state / 'mailflow.db'}", **database},
-        "outbox": {"maildir": str(state / "sent"), **outbox},
+        "database": {
+            "url": f"sqlite+aiosqlite:///{state / 'mailflow.db'}",
+            "attachment_dir": str(state / "attachments"),
+            **database,
+        },
+        "outbox": {
+            "maildir": str(state / "sent"),
+            "journal": str(state / "outbox-journal"),
+            **outbox,
+        },
     }
 
 

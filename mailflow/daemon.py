@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import structlog
 
@@ -26,6 +26,10 @@ from mailflow.scheduler import Scheduler
 from mailflow.web.server import WebServer
 
 log = structlog.get_logger(__name__)
+
+# At a stop, messages still being committed and deliveries still under way are given up at
+# this share of stop_timeout; the rest is for recording what happened to them.
+GIVE_UP_SHARE = 0.8
 
 
 class Daemon:
@@ -92,23 +96,50 @@ class Daemon:
             log.exception("rules.sweep_failed")
 
     async def stop(self) -> None:
-        """Stop accepting, let messages under way commit, let deliveries under way finish."""
+        """Stop accepting at once; let the messages in DATA commit and the deliveries under
+        way finish, within stop_timeout; whatever is left then is given up, unanswered or
+        pending, so that nothing is lost."""
         if self.stopped:
             return
         self.stopped = True
         log.info("daemon.stopping")
+        loop = asyncio.get_running_loop()
+        timeout = self.app.config.daemon.stop_timeout.total_seconds()
+        deadline = loop.time() + timeout
+        give_up_at = loop.time() + timeout * GIVE_UP_SHARE
         self.scheduler.stop()
         for listener in self.listeners:
             listener.stop_listening()
+        sender = asyncio.create_task(self.sender.stop(give_up_at))
+        await _within(deadline, self._quiet(give_up_at))
+        self.inflight.cancel()
+        for listener in self.listeners:
+            listener.close_connections()
+        if not await _within(deadline, sender):
+            log.warning("daemon.stop_timeout", note="deliveries under way left to the lease")
+        await self.app.close()
+        log.info("daemon.stopped")
+
+    async def _quiet(self, until: float) -> None:
+        """Every way in closed, and what came in before committed, until `until`."""
         if self.web is not None:
             await self.web.stop()
         await asyncio.gather(*(watcher.stop() for watcher in self.watchers))
-        await self.inflight.drain()
-        for listener in self.listeners:
-            listener.close_connections()
-        await self.sender.stop()
-        await self.app.close()
-        log.info("daemon.stopped")
+        loop = asyncio.get_running_loop()
+        transactions = [t for listener in self.listeners for t in listener.transactions]
+        if transactions and until > loop.time():
+            await asyncio.wait(transactions, timeout=until - loop.time())
+        await self.inflight.drain(until)
+
+
+async def _within(deadline: float, work: Awaitable[None]) -> bool:
+    """Run `work` until `deadline` (loop time); cancel it then. Whether it finished."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        await asyncio.wait_for(work, max(remaining, 0))
+    except TimeoutError:
+        return False
+    return True
 
 
 async def run_until_signalled(daemon: Daemon) -> None:

@@ -72,6 +72,9 @@ def test_state_goes_to_systemds_state_directory_unless_configured(
     assert config.path(config.instance.secret_file) == Path("/var/lib/mailflow/secret")
     assert config.database_url == "sqlite+aiosqlite:////var/lib/mailflow/mailflow.db"
     assert config.path(config.outbox.maildir) == Path("/var/lib/mailflow/sent")
+    attachments = config.path(config.database.attachment_dir)
+    assert attachments == Path("/var/lib/mailflow/attachments")
+    assert config.path(config.outbox.journal) == Path("/var/lib/mailflow/outbox-journal")
     own = tmp_path / "mailflow.toml"
     own.write_text('[instance]\nstate_dir = "state"\n[outbox]\nmaildir = "/srv/mail"\n')
     config = load_config(own)

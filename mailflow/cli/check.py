@@ -136,7 +136,8 @@ def _writable_dir(path: Path) -> Path | None:
 
 def state_paths(config: Config) -> list[tuple[str, Path, Path]]:
     """(key, path, the directory it needs to write in) for all the daemon writes: the
-    secret (when it does not exist yet), the SQLite database and the maildir."""
+    secret (when it does not exist yet), the SQLite database, the attachment files, the
+    delivery journal and the maildir."""
     paths = []
     secret = config.path(config.instance.secret_file)
     if not secret.exists():
@@ -145,6 +146,11 @@ def state_paths(config: Config) -> list[tuple[str, Path, Path]]:
     if config.database_url.startswith(prefix) and not config.database_url.endswith(":memory:"):
         database = Path(config.database_url.removeprefix(prefix))
         paths.append(("database.url", database, database.parent))
+    for key, directory in (
+        ("database.attachment_dir", config.path(config.database.attachment_dir)),
+        ("outbox.journal", config.path(config.outbox.journal)),
+    ):
+        paths.append((key, directory, directory))
     if config.outbox.relay is None:
         maildir = config.path(config.outbox.maildir)
         paths.append(("outbox.maildir", maildir, maildir))

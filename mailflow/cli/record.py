@@ -26,6 +26,8 @@ from mailflow.db.paging import AnyRow, Keyset
 from mailflow.db.record import Approval, ApprovalState
 from mailflow.people.directory import NotFound
 from mailflow.tickets import ops, resolutions
+from mailflow.tickets.attachment_files import AttachmentFiles
+from mailflow.tickets.messages import content
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +190,15 @@ def _attachments(cli: click.Group) -> None:
 
         async def work(session: AsyncSession, config: Config, now: datetime) -> tuple[str, bytes]:
             found = await session.execute(
-                select(Attachment.filename, Blob.data)
+                select(Attachment.filename, Attachment.sha256, Attachment.size, Blob.data)
                 .join(Blob, Blob.sha256 == Attachment.sha256)
                 .where(Attachment.id == attachment_id)
             )
             row = found.first()
             if row is None:
                 raise NotFound(f"no attachment {attachment_id}")
-            return str(row[0]), bytes(row[1])
+            name, sha256, size, data = row
+            return str(name), content(AttachmentFiles.from_config(config), sha256, size, data)
 
         filename, data = in_transaction(ctx, work)
         target = output or Path(filename)

@@ -170,7 +170,6 @@ class InboundMessage(Base):
     rcpt_tos: Mapped[list[str]] = mapped_column(default=list)
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     size: Mapped[int] = mapped_column(Integer)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[InboundState] = mapped_column(enum_column(InboundState))
     reason: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
@@ -181,6 +180,10 @@ class InboundMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(1000))
     # Set when a machine sent it (mailflow.mail.automatic.AutoKind).
     automatic: Mapped[str | None] = mapped_column(String(24))
+    # Last in the row, so that SQLite can write a large message into it a megabyte at a time
+    # (db/large_values.py). SQLite adds a new column after it: move it last again then, as
+    # migration 0002_faults does.
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Message(Base):
@@ -218,6 +221,8 @@ class Blob(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
+    # Empty while `size` is not: the content is a file in [database] attachment_dir, named
+    # by the digest (tickets/attachment_files.py).
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -28,10 +28,10 @@ async def insert_or_ignore(
 async def insert_rows_or_ignore(
     session: AsyncSession, model: type[Base], keys: list[str], rows: Sequence[dict[str, Any]]
 ) -> None:
-    """The same for several rows, in one statement."""
+    """The same for several rows, in one statement (executemany: any number of rows)."""
     if rows:
-        statement = _insert(session, model).values(list(rows))
-        await session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+        statement = _insert(session, model).on_conflict_do_nothing(index_elements=keys)
+        await session.execute(statement, list(rows))
 
 
 async def upsert_returning(

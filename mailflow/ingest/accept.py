@@ -9,14 +9,17 @@ from collections.abc import Awaitable, Callable
 import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailflow.app import App
+from mailflow.db.large_values import is_large, write_large
 from mailflow.db.models import InboundMessage, InboundState
 from mailflow.db.session import DatabaseUnavailable
 from mailflow.ingest.envelope import Channel, Envelope, Fate, Outcome
 from mailflow.mail.parse import ParsedMessage, parse
 from mailflow.pipeline import process
 from mailflow.pipeline.intake import Intake, Quarantine
+from mailflow.tickets.attachment_files import AttachmentFiles
 
 log = structlog.get_logger(__name__)
 
@@ -40,12 +43,10 @@ async def _nothing(session: AsyncSession) -> None:
 async def accept(app: App, raw: bytes, envelope: Envelope, *, also: Also = _nothing) -> Outcome:
     """Answer only after the message, and all it caused, is committed (or quarantined).
     `also` runs inside whichever transaction keeps the message."""
-    parsed = await _parse(raw)
+    parsed = await _parse(app, raw)
 
     async def new_row(session: AsyncSession) -> InboundMessage:
-        inbound = inbound_row(raw, envelope, parsed)
-        session.add(inbound)
-        await session.flush()
+        inbound = await _add_row(session, raw, envelope, parsed)
         await also(session)
         return inbound
 
@@ -65,7 +66,7 @@ async def retry(app: App, inbound_id: int) -> Outcome:
         envelope = Envelope(
             Channel(stored.channel), stored.mail_from, tuple(stored.rcpt_tos), stored.received_at
         )
-    parsed = await _parse(raw)
+    parsed = await _parse(app, raw)
 
     async def same_row(session: AsyncSession) -> InboundMessage:
         inbound = await session.get(InboundMessage, inbound_id)
@@ -89,6 +90,12 @@ async def _attempts(
     app: App, parsed: ParsedMessage, envelope: Envelope, row: RowFactory
 ) -> Outcome | Exception:
     """The committed outcome, or the exception that should quarantine the message."""
+    cap = app.config.hygiene.max_attachments
+    if len(parsed.attachments) > cap:  # kept as received: storing them is not worth it
+        return Quarantine(
+            f"{len(parsed.attachments)} attachments, more than [hygiene] max_attachments "
+            f"({cap}); kept as received"
+        )
     failure: Exception = RuntimeError("no attempt made")
     for _attempt in range(ATTEMPTS):
         try:
@@ -106,9 +113,12 @@ async def _attempts(
     return failure
 
 
-async def _parse(raw: bytes) -> ParsedMessage:
+async def _parse(app: App, raw: bytes) -> ParsedMessage:
+    """A large message off the loop, its large attachments decoded straight into files
+    rather than held in memory several times over."""
     if len(raw) > PARSE_IN_THREAD_ABOVE:
-        return await asyncio.to_thread(parse, raw)
+        files = AttachmentFiles.from_config(app.config)
+        return await asyncio.to_thread(files.parse, raw, app.config.hygiene.max_attachment_size)
     return parse(raw)
 
 
@@ -129,6 +139,28 @@ def inbound_row(raw: bytes, envelope: Envelope, parsed: ParsedMessage) -> Inboun
         state=InboundState.PROCESSED,
         decisions=[],
     )
+
+
+async def _add_row(
+    session: AsyncSession, raw: bytes, envelope: Envelope, parsed: ParsedMessage
+) -> InboundMessage:
+    """The inbound row. A large raw message is left out of the INSERT (see _write_raw), but
+    is there for whoever reads the row meanwhile."""
+    inbound = inbound_row(raw, envelope, parsed)
+    if is_large(raw):
+        inbound.raw = b""
+    session.add(inbound)
+    await session.flush()
+    set_committed_value(inbound, "raw", raw)
+    return inbound
+
+
+async def _write_raw(session: AsyncSession, inbound: InboundMessage) -> None:
+    """A large raw message, written last, once the row's other columns are final: on SQLite
+    every UPDATE of the row copies all of it in memory twice."""
+    if is_large(inbound.raw):
+        await session.flush()
+        await write_large(session, InboundMessage, "raw", inbound.id, inbound.raw)
 
 
 async def handle(app: App, session: AsyncSession, intake: Intake) -> None:
@@ -158,6 +190,7 @@ async def _commit(app: App, parsed: ParsedMessage, envelope: Envelope, row: RowF
         inbound.ticket_id = intake.ticket.id if intake.ticket else None
         ticket_id, inbound_id, state = inbound.ticket_id, inbound.id, inbound.state
         reason = inbound.reason
+        await _write_raw(session, inbound)
     app.wake_sender()
     log.info(
         "inbound.accepted",
@@ -189,11 +222,10 @@ async def _quarantine(
     reason, error = _describe(failure)
     try:
         async with app.db.transaction() as session:
-            inbound = inbound_row(raw, envelope, parsed)
+            inbound = await _add_row(session, raw, envelope, parsed)
             inbound.state, inbound.reason, inbound.error = InboundState.QUARANTINED, reason, error
-            session.add(inbound)
-            await session.flush()
             await also(session)
+            await _write_raw(session, inbound)
             inbound_id = inbound.id
     except Exception as exc:  # the edge: the database is gone too; the sender must retry
         log.error(

@@ -19,6 +19,14 @@ class InFlight:
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(task)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, until: float) -> None:
+        """Wait for the work under way, until `until` (loop time) at the latest."""
+        loop = asyncio.get_running_loop()
+        while self._tasks and loop.time() < until:
+            await asyncio.wait(list(self._tasks), timeout=until - loop.time())
+
+    def cancel(self) -> None:
+        """Give up what is still under way: a message not committed was not answered 250,
+        so its sender tries again."""
+        for task in list(self._tasks):
+            task.cancel()

@@ -8,12 +8,13 @@ from typing import Any, AnyStr
 
 import structlog
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import MISSING, SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailflow.app import App
 from mailflow.ingest import replies
 from mailflow.ingest.accept import accept
+from mailflow.ingest.data import read_data
 from mailflow.ingest.envelope import Channel, Envelope, Outcome
 from mailflow.ingest.inflight import InFlight
 
@@ -75,10 +76,13 @@ class MailListener:
         self.channel = channel
         self.handler = Handler(app, inflight, channel)
         self.server: asyncio.Server | None = None
-        self.connections: set[SMTP] = set()
+        self.connections: set[_Tracked] = set()
+        # One future per session in DATA, done when its reply is sent.
+        self.transactions: set[asyncio.Future[None]] = set()
+        self.stopping = False
         self.where = ""
 
-    def _protocol(self) -> SMTP:
+    def _protocol(self) -> _Tracked:
         smtp = self.app.config.smtp
         kind = _TrackedLMTP if self.channel is Channel.LMTP else _TrackedSMTP
         protocol = kind(
@@ -91,6 +95,9 @@ class MailListener:
             loop=asyncio.get_running_loop(),
         )
         protocol.registry = self.connections
+        protocol.transactions = self.transactions
+        if self.stopping:
+            protocol.refuse_commands()
         return protocol
 
     async def start(self) -> str:
@@ -118,6 +125,11 @@ class MailListener:
         return int(self.server.sockets[0].getsockname()[1])
 
     def stop_listening(self) -> None:
+        """No new session, and no new transaction in the open ones: each gets 421 on its next
+        command. A message already in DATA goes on to its answer."""
+        self.stopping = True
+        for protocol in list(self.connections):
+            protocol.refuse_commands()
         if self.server is not None:
             self.server.close()
             socket_path = self.app.config.lmtp.socket
@@ -125,8 +137,10 @@ class MailListener:
                 Path(self.app.config.path(socket_path)).unlink(missing_ok=True)
 
     def close_connections(self) -> None:
+        """The sessions left: told 421 unsolicited (RFC 5321 §3.8), then closed."""
         for protocol in list(self.connections):
-            if protocol.transport is not None:
+            if isinstance(protocol.transport, asyncio.WriteTransport):
+                protocol.transport.write(replies.R421_SHUTTING_DOWN.encode() + b"\r\n")
                 protocol.transport.close()
 
 
@@ -134,10 +148,11 @@ class MailListener:
 LINE_SLACK = 3
 
 
-class _Tracked:
-    """Keeps a registry of open connections, to close them at shutdown."""
+class _Tracked(SMTP):
+    """Keeps a registry of open connections and of transactions in DATA, for the stop."""
 
-    registry: set[SMTP]
+    registry: set[_Tracked]
+    transactions: set[asyncio.Future[None]]
 
     def __init__(self, *args: Any, line_length_limit: int, **kwargs: Any) -> None:
         # RFC 5321 §4.5.3.1.6 allows a server to refuse lines past 1,000 octets, but real
@@ -147,20 +162,57 @@ class _Tracked:
         super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: Any) -> None:
-        self.registry.add(self)  # type: ignore[arg-type]
-        super().connection_made(transport)  # type: ignore[misc]
+        self.registry.add(self)
+        super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self.registry.discard(self)
-        super().connection_lost(error)  # type: ignore[misc]
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the message with read_data, and registered as a
+        transaction under way until its reply is sent."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos or arg:
+            refusal = replies.R501_DATA_SYNTAX if self.envelope.rcpt_tos else replies.R503_NEED_RCPT
+            await self.push(refusal)
+            return
+        done: asyncio.Future[None] = self.loop.create_future()
+        self.transactions.add(done)
+        try:
+            await self.push(replies.R354_START_DATA)
+            content = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+            if isinstance(content, str):  # refused: the reply still sees the envelope (LMTP)
+                await self.push(content)
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                return
+            self.envelope.content = self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(replies.R250_OK if status is MISSING else status)
+        finally:
+            self.transactions.discard(done)
+            done.set_result(None)
+
+    def refuse_commands(self) -> None:
+        """Every command from now on is answered 421 and the connection closed. aiosmtpd
+        looks each command up in this table (built at connection time) before running it."""
+        self._smtp_methods = {command: self._shutting_down for command in self._smtp_methods}
+
+    async def _shutting_down(self, arg: str | None) -> None:
+        await self.push(replies.R421_SHUTTING_DOWN)
+        if self.transport is not None:
+            self.transport.close()
 
 
-class _TrackedSMTP(_Tracked, SMTP):
+class _TrackedSMTP(_Tracked):
     pass
 
 
-# What aiosmtpd answers, once, when it refuses the data itself before our handler sees it.
-_DATA_REFUSALS = ("552 Error: Too much mail data", "500 Line too long (see RFC5321 4.5.3.1.6)")
+# What DATA answers, once, when it refuses the data itself before our handler sees it.
+_DATA_REFUSALS = (replies.R552_TOO_MUCH_DATA, replies.R500_LINE_TOO_LONG)
 
 
 class _TrackedLMTP(_Tracked, LMTP):

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import getaddresses
 
-# Deliberately simple: a local part without spaces or angle brackets, one @, and a domain of
-# letter-digit-hyphen labels joined by single dots.
+# Deliberately simple: a local part without spaces, control characters or angle brackets,
+# one @, and a domain of letter-digit-hyphen labels joined by single dots.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_ADDRESS = re.compile(rf"^[^\s@<>()\[\],;:\"]+@{_LABEL}(?:\.{_LABEL})*$")
+_CONTROL = "\x00-\x1f\x7f-\x9f"
+_ADDRESS = re.compile(rf"^[^\s@<>()\[\],;:\"{_CONTROL}]+@{_LABEL}(?:\.{_LABEL})*$")
+_HAS_CONTROL = re.compile(f"[{_CONTROL}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,16 @@ def parse_mailbox(value: str | None) -> Mailbox | None:
     # Not parseaddr(): since Python 3.11.10 and 3.12.6 it finds nothing in "a@x, b@y".
     found = parse_mailboxes([value]) if value else []
     return found[0] if found else None
+
+
+def with_control_characters(values: list[str]) -> list[str]:
+    """Addresses in these header values that hold a control character: no SMTP client will
+    write them (RFC 5321 §4.1.2 allows none), so they are refused, shown escaped."""
+    return [
+        address.encode("unicode-escape").decode("ascii")
+        for _, address in getaddresses(values)
+        if _HAS_CONTROL.search(address)
+    ]
 
 
 def parse_mailboxes(values: list[str]) -> list[Mailbox]:

@@ -14,9 +14,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailflow.mail.addresses import Mailbox
-from mailflow.mail.parse import ParsedAttachment
+from mailflow.mail.parse import ParsedAttachment, decode_text
 
-_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]+")
+# Everything str.splitlines() breaks at, which the email package refuses in a header.
+_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SMUGGLED_BYTES = re.compile("[\udc80-\udcff]+")  # what a surrogateescape decoder kept
 _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 MAX_REFERENCES = 20
@@ -50,12 +53,24 @@ def new_message_id(domain: str) -> str:
     return f"{uuid.uuid4().hex}@{domain}"
 
 
+def writable(text: str) -> str:
+    """Text a mail can carry. Bytes a decoder kept as surrogates are read as UTF-8 or
+    windows-1252; any other lone surrogate (UTF-7 and unicode-escape can encode one, and no
+    mail can carry it) becomes U+FFFD, rather than failing the whole mail."""
+    if not _SURROGATE.search(text):
+        return text
+    text = _SMUGGLED_BYTES.sub(
+        lambda run: decode_text(run.group().encode("utf-8", "surrogateescape"), "utf-8")[0], text
+    )
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def header_safe(value: str) -> str:
     """A header value with every line break and NUL removed, so nothing can inject a header.
 
     Encoded words are decoded first and any left are defused: the email package decodes
     "=?utf-8?q?a=0D=0ABcc...?=" inside a display name when it writes the header."""
-    text = _LINE_BREAKS.sub(" ", _decoded(value))
+    text = _LINE_BREAKS.sub(" ", writable(_decoded(value)))
     return _ENCODED_WORD.sub(lambda m: m.group(0).replace("=?", "= ?"), text).strip()
 
 
@@ -98,9 +113,9 @@ def compose(out: Outgoing) -> EmailMessage:
         message["Auto-Submitted"] = out.auto_submitted
         # Asks Exchange and Outlook not to answer with out-of-office or read receipts.
         message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(out.text)
+    message.set_content(writable(out.text))
     if out.html:
-        message.add_alternative(out.html, subtype="html")
+        message.add_alternative(writable(out.html), subtype="html")
     for attachment in out.attachments:
         _attach(message, attachment)
     _drop_inner_mime_version(message)

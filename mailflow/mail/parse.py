@@ -15,7 +15,12 @@ from inscriptis import get_annotated_text
 from inscriptis.model.config import ParserConfig
 
 from mailflow.mail import headerblock
-from mailflow.mail.addresses import Mailbox, parse_mailbox, parse_mailboxes
+from mailflow.mail.addresses import (
+    Mailbox,
+    parse_mailbox,
+    parse_mailboxes,
+    with_control_characters,
+)
 from mailflow.mail.charsets import clean_label, codec_for, decode_text, detect
 from mailflow.mail.charsets import normalise_encoded_words as _normalise_encoded_words
 from mailflow.mail.quotes import HTML_QUOTES, mark_quoted
@@ -35,6 +40,18 @@ class ParsedAttachment:
     data: bytes
     inline: bool = False
     content_id: str | None = None
+    # A large body is not held in memory (mail/large.py): where its base64 text lies in the
+    # raw message; once decoded into the attachment store, its SHA-256 and size instead.
+    body: tuple[int, int] | None = None
+    stored: tuple[str, int] | None = None
+
+    @property
+    def size(self) -> int:
+        if self.stored:
+            return self.stored[1]
+        if self.body:  # about: three bytes for every four characters of base64
+            return (self.body[1] - self.body[0]) * 3 // 4
+        return len(self.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +325,18 @@ def _date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+ADDRESS_HEADERS = ("from", "reply-to", "to", "cc")
+
+
+def _refused_addresses(headers: dict[str, tuple[str, ...]]) -> list[str]:
+    """Why an address in From, Reply-To, To or Cc was left out."""
+    return [
+        f"{name.title()}: address {address} refused: it holds a control character"
+        for name in ADDRESS_HEADERS
+        for address in with_control_characters(list(headers.get(name, ())))
+    ]
+
+
 def parse(raw: bytes) -> ParsedMessage:
     """Parse a message as received; whatever is wrong with it is recorded in `defects`."""
     try:
@@ -352,6 +381,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     if not text and html:
         text = html_to_text(html)
     defects = lenient + [type(d).__name__ for d in message.defects] + collector.defects
+    defects += _refused_addresses(headers)
     message_id = message_ids(first("message-id"))
     return ParsedMessage(
         subject=first("subject") or "",

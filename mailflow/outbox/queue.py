@@ -99,19 +99,30 @@ async def claim_due(db: Database, now: datetime, lease: timedelta, limit: int) -
             row.state = OutboxState.SENDING
             row.locked_until = now + lease
             row.attempts += 1
-        return [
-            Claimed(
-                id=row.id,
-                ticket_id=row.ticket_id,
-                mail_from=row.mail_from,
-                rcpt_tos=tuple(row.rcpt_tos),
-                message_id=row.message_id,
-                raw=row.raw,
-                attempts=row.attempts,
-                created_at=row.created_at,
-            )
-            for row in rows
-        ]
+        return [_claimed(row) for row in rows]
+
+
+async def still_sending(session: AsyncSession, ids: Sequence[int]) -> dict[int, Claimed]:
+    """Rows a sender took and has not settled, by id: those a dead process's journal names."""
+    rows = await session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.SENDING
+        )
+    )
+    return {row.id: _claimed(row) for row in rows}
+
+
+def _claimed(row: OutboxMessage) -> Claimed:
+    return Claimed(
+        id=row.id,
+        ticket_id=row.ticket_id,
+        mail_from=row.mail_from,
+        rcpt_tos=tuple(row.rcpt_tos),
+        message_id=row.message_id,
+        raw=row.raw,
+        attempts=row.attempts,
+        created_at=row.created_at,
+    )
 
 
 async def next_due(db: Database) -> datetime | None:
@@ -135,6 +146,16 @@ async def mark_sent(session: AsyncSession, claimed: Claimed, now: datetime, note
         update(OutboxMessage)
         .where(_still_sending(claimed))
         .values(state=OutboxState.SENT, sent_at=now, locked_until=None, last_error=note)
+    )
+
+
+async def put_back(session: AsyncSession, claimed: Claimed) -> None:
+    """A delivery a stopping daemon did not start, or gave up half way: due again at once,
+    and not counted as an attempt."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(_still_sending(claimed))
+        .values(state=OutboxState.PENDING, locked_until=None, attempts=claimed.attempts - 1)
     )
 
 

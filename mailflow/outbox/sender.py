@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.app import App
+from mailflow.outbox.journal import Delivered, Journal, forget
 from mailflow.outbox.queue import (
     Claimed,
     backoff,
@@ -18,8 +21,10 @@ from mailflow.outbox.queue import (
     mark_failed,
     mark_retry,
     mark_sent,
+    put_back,
     recipients_failed,
     split_off,
+    still_sending,
 )
 from mailflow.outbox.transports import PermanentFailure, Refusal, TemporaryFailure, Transport
 from mailflow.tickets import ops
@@ -31,25 +36,43 @@ BATCH_PER_SLOT = 8  # rows claimed per batch for each concurrent delivery
 
 
 class Sender:
-    def __init__(self, app: App, transport: Transport) -> None:
+    def __init__(self, app: App, transport: Transport, journal: Journal | None = None) -> None:
         self.app = app
         self.transport = transport
+        self.journal = journal or Journal(app.config.path(app.config.outbox.journal))
         self._wake = asyncio.Event()
         self._stopping = False
+        self._giving_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Journal entries not yet in the database: a dead process's files, and our own
+        # entries whose batch could not be recorded.
+        self._orphans: list[tuple[Path, list[Delivered]]] = []
+        self._unrecorded: list[Delivered] = []
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
+        self._orphans = self.journal.open()
         self._task = asyncio.create_task(self._loop(), name="outbox-sender")
 
-    async def stop(self) -> None:
-        """Finish the deliveries under way, then return; pending rows wait for the next start."""
+    async def stop(self, give_up_at: float | None = None) -> None:
+        """No batch starts any more. The deliveries of the batch under way are made, or at
+        `give_up_at` (loop time) given up and left pending; then the batch is recorded."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(give_up_at, self._give_up) if give_up_at is not None else None
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.journal.close()
+
+    def _give_up(self) -> None:
+        self._giving_up.set()
 
     async def _loop(self) -> None:
         interval = self.app.config.outbox.poll_interval.total_seconds()
@@ -68,7 +91,9 @@ class Sender:
     async def run_once(self) -> int:
         """One batch: claim due rows, deliver them `concurrency` at a time, then record every
         result in one transaction. Two transactions a batch, however large: under load the
-        sender waits in the same queue for the database as every incoming message."""
+        sender waits in the same queue for the database as every incoming message. Each 250
+        is in the journal meanwhile, so a kill in that wait sends nothing again."""
+        await self._record_journal()
         outbox = self.app.config.outbox
         claimed = await claim_due(
             self.app.db, self.app.clock.now(), outbox.lease, outbox.concurrency * BATCH_PER_SLOT
@@ -76,12 +101,71 @@ class Sender:
         if claimed:
             slots = asyncio.Semaphore(outbox.concurrency)
             results = await asyncio.gather(*(self._attempt(mail, slots) for mail in claimed))
-            await self._settle(list(zip(claimed, results, strict=True)))
+            journaled = [a.journaled for a in results if a.journaled is not None]
+            try:
+                await self._settle(list(zip(claimed, results, strict=True)))
+            except Exception:
+                self._unrecorded += journaled  # in the database at the next batch
+                raise
+            self.journal.settled(len(journaled))
         return len(claimed)
+
+    async def _record_journal(self) -> None:
+        """Deliveries only the journal knows of, into the database before anything is
+        claimed: a dead process's first (its rows' leases may have run out), then ours.
+        Taken off the lists first, so that a second caller does not record them again."""
+        orphans, self._orphans = self._orphans, []
+        while orphans:
+            path, entries = orphans[0]
+            try:
+                await self._settle([], entries)
+            except Exception:
+                self._orphans = orphans + self._orphans
+                raise
+            log.info("outbox.journal_recorded", file=str(path), deliveries=len(entries))
+            forget(path)
+            orphans.pop(0)
+        unrecorded, self._unrecorded = self._unrecorded, []
+        if unrecorded:
+            try:
+                await self._settle([], unrecorded)
+            except Exception:
+                self._unrecorded = unrecorded + self._unrecorded
+                raise
+            self.journal.settled(len(unrecorded))
 
     async def _attempt(self, mail: Claimed, slots: asyncio.Semaphore) -> Attempt:
         async with slots:
-            return await self._deliver(mail)
+            if self._giving_up.is_set():
+                return LEFT_PENDING  # the daemon's time to stop has run out
+            delivery = asyncio.create_task(self._deliver(mail))
+            giving_up = asyncio.create_task(self._giving_up.wait())
+            await asyncio.wait((delivery, giving_up), return_when=asyncio.FIRST_COMPLETED)
+            giving_up.cancel()
+            if not delivery.done():
+                # Not waited for: a cancelled client still says QUIT, which a hung relay
+                # never answers.
+                delivery.cancel()
+                return LEFT_PENDING
+            attempt = delivery.result()
+            if attempt.error is None:
+                attempt = await self._journaled(mail, attempt)
+            return attempt
+
+    async def _journaled(self, mail: Claimed, attempt: Attempt) -> Attempt:
+        """On disk before this slot sends anything else."""
+        delivered = Delivered(
+            mail.id,
+            mail.message_id,
+            attempt.note,
+            tuple((r.address, r.code, r.message) for r in attempt.refused),
+        )
+        try:
+            await self.journal.write(delivered)
+        except OSError as exc:  # the mail is sent; only the crash window widens
+            log.error("outbox.journal_failed", outbox=mail.id, error=str(exc))
+            return attempt
+        return replace(attempt, journaled=delivered)
 
     async def _deliver(self, mail: Claimed) -> Attempt:
         try:
@@ -95,12 +179,15 @@ class Sender:
             log.exception("outbox.transport_error", outbox=mail.id, ticket=mail.ticket_id)
             return Attempt(error=f"{type(exc).__name__}: {exc}")
 
-    async def _settle(self, results: list[tuple[Claimed, Attempt]]) -> None:
+    async def _settle(
+        self, results: list[tuple[Claimed, Attempt]], replayed: Sequence[Delivered] = ()
+    ) -> None:
         """Record every result in one transaction, then run the rules for the failures in
         another: a rule that breaks must not undo the record of mail already delivered
         (which would send it again when the lease runs out)."""
         now = self.app.clock.now()
         async with self.app.db.transaction() as session:
+            results = results + await _from_journal(session, replayed)
             events = []
             for mail, attempt in results:
                 events += await self._record(session, mail, attempt, now)
@@ -120,6 +207,10 @@ class Sender:
         outbox = self.app.config.outbox
         actor = ops.Actor.system("outbox")
         next_at = now + backoff(mail.attempts, outbox.retry_initial, outbox.retry_max)
+        if attempt.left:
+            await put_back(session, mail)
+            log.info("outbox.left_pending", outbox=mail.id, ticket=mail.ticket_id)
+            return []
         if attempt.error is None:
             await mark_sent(session, mail, now, attempt.note)
             log.info("outbox.sent", outbox=mail.id, ticket=mail.ticket_id, to=list(mail.rcpt_tos))
@@ -177,3 +268,28 @@ class Attempt:
     error: str | None = None
     permanent: bool = False
     refused: tuple[Refusal, ...] = ()  # recipients refused while the others were taken
+    left: bool = False  # not made, or given up half way, because the daemon is stopping
+    journaled: Delivered | None = None
+
+
+LEFT_PENDING = Attempt(left=True)
+
+
+async def _from_journal(
+    session: AsyncSession, entries: Sequence[Delivered]
+) -> list[tuple[Claimed, Attempt]]:
+    """Journal entries as results, for the rows still waiting for them; a row already
+    recorded (the process died after its commit) is left as it is."""
+    if not entries:
+        return []
+    rows = await still_sending(session, [entry.outbox_id for entry in entries])
+    return [
+        (rows[entry.outbox_id], _sent(entry))
+        for entry in entries
+        if entry.outbox_id in rows and rows[entry.outbox_id].message_id == entry.message_id
+    ]
+
+
+def _sent(entry: Delivered) -> Attempt:
+    refused = tuple(Refusal(address, int(code), text) for address, code, text in entry.refused)
+    return Attempt(note=entry.note, refused=refused)

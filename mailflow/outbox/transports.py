@@ -118,6 +118,10 @@ class SmtpRelay:
                 timeout=relay.timeout.total_seconds(),
                 validate_certs=relay.validate_certs,
             )
+        except ValueError as exc:
+            # The client library refusing the mail before a byte is sent (a control character
+            # in an address, say): no retry can change that, so it is final, like a 5xx.
+            raise PermanentFailure(f"the SMTP client refused to send it: {exc}") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             # Our credentials, not this mail: keep it and retry until someone fixes them.
             raise TemporaryFailure(f"relay refused our login: {exc.code} {exc.message}") from exc

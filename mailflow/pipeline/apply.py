@@ -23,6 +23,7 @@ from mailflow.people.languages import learn_language
 from mailflow.people.usergroups import settle_usergroup
 from mailflow.pipeline.intake import Disposition, Intake, Services
 from mailflow.tickets import approvals, ops
+from mailflow.tickets.attachment_files import AttachmentFiles
 from mailflow.tickets.events import (
     AgentReplied,
     CustomerReplied,
@@ -258,7 +259,9 @@ async def _relay(
         answering_id=await _last_customer_message_id(services, ticket),
         sender_name=agent.name,
         auto_submitted=None,
-        attachments=tuple(await attachments_of(session, message)),
+        attachments=tuple(
+            await attachments_of(session, message, AttachmentFiles.from_config(services.config))
+        ),
     )
     await services.mailer.send(session, ticket, reply, intake.now)
     also = f" (Cc {', '.join(copied)})" if copied else ""

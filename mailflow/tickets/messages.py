@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailflow.db.models import (
@@ -25,6 +26,7 @@ from mailflow.mail.addresses import Mailbox
 from mailflow.mail.attachments import prepared
 from mailflow.mail.parse import ParsedAttachment, ParsedMessage
 from mailflow.mail.quotes import split_reply
+from mailflow.tickets.attachment_files import AttachmentFiles
 from mailflow.tickets.ops import Actor, record
 
 
@@ -63,23 +65,37 @@ async def root_ref(session: AsyncSession, ticket_id: int) -> str | None:
     )
 
 
-async def store_attachment(
-    session: AsyncSession, message: Message, attachment: ParsedAttachment
+async def store_attachments(
+    session: AsyncSession, message: Message, attachments: Sequence[ParsedAttachment]
 ) -> None:
-    digest = hashlib.sha256(attachment.data).hexdigest()
-    await insert_or_ignore(
-        session, Blob, ["sha256"], sha256=digest, size=len(attachment.data), data=attachment.data
+    """Each content once (by SHA-256) and a row per attachment, in a statement for each table
+    however many there are: one statement per attachment, each flushing the message's whole
+    list, made a message with ten thousand take minutes."""
+    if not attachments:
+        return
+    # A large one is in its file already (AttachmentFiles): its row holds no data.
+    digests = [a.stored[0] if a.stored else hashlib.sha256(a.data).hexdigest() for a in attachments]
+    blobs = {
+        digest: {"sha256": digest, "size": a.size, "data": a.data}
+        for digest, a in zip(digests, attachments, strict=True)
+    }
+    await insert_rows_or_ignore(session, Blob, ["sha256"], list(blobs.values()))
+    await session.execute(
+        insert(Attachment),
+        [
+            {
+                "message_id": message.id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": digest,
+                "inline": a.inline,
+                "content_id": a.content_id,
+            }
+            for digest, a in zip(digests, attachments, strict=True)
+        ],
     )
-    message.attachments.append(
-        Attachment(
-            filename=attachment.filename,
-            content_type=attachment.content_type,
-            size=len(attachment.data),
-            sha256=digest,
-            inline=attachment.inline,
-            content_id=attachment.content_id,
-        )
-    )
+    await session.refresh(message, ["attachments"])  # the rules see them
 
 
 async def add_incoming(
@@ -123,15 +139,16 @@ async def add_incoming(
     await session.flush()
     kept, too_large = [], []
     for attachment in prepared(parsed.attachments):
-        if len(attachment.data) > max_attachment_size:
-            too_large.append(f"{attachment.filename} ({len(attachment.data)} bytes)")
-            continue
-        await store_attachment(session, message, attachment)
-        kept.append(attachment.filename)
+        if attachment.body is not None or attachment.size > max_attachment_size:
+            too_large.append(f"{attachment.filename} ({attachment.size} bytes)")
+        else:
+            kept.append(attachment)
+    await store_attachments(session, message, kept)
     if parsed.message_id:
         await add_ref(session, ticket.id, parsed.message_id, now)
     ticket.updated_at = now
-    details: dict[str, object] = {"message": message.id, "public": public, "attachments": kept}
+    names = [a.filename for a in kept]
+    details: dict[str, object] = {"message": message.id, "public": public, "attachments": names}
     if too_large:
         details["not_extracted"] = too_large  # still in the raw message, over the size limit
     record(session, ticket, actor, "message_added", now, **details)
@@ -149,7 +166,9 @@ async def add_participants(
     await insert_rows_or_ignore(session, Participant, ["ticket_id", "address"], rows)
 
 
-async def attachments_of(session: AsyncSession, message: Message) -> list[ParsedAttachment]:
+async def attachments_of(
+    session: AsyncSession, message: Message, files: AttachmentFiles
+) -> list[ParsedAttachment]:
     """A stored message's attachments with their content, to pass them on."""
     rows = await session.execute(
         select(Attachment, Blob.data)
@@ -161,9 +180,14 @@ async def attachments_of(session: AsyncSession, message: Message) -> list[Parsed
         ParsedAttachment(
             filename=attachment.filename,
             content_type=attachment.content_type,
-            data=data,
+            data=content(files, attachment.sha256, attachment.size, data),
             inline=attachment.inline,
             content_id=attachment.content_id,
         )
         for attachment, data in rows
     ]
+
+
+def content(files: AttachmentFiles, sha256: str, size: int, data: bytes) -> bytes:
+    """An attachment's content: its row's data, or its file when the row holds none."""
+    return data if data or not size else files.read(sha256)

@@ -224,6 +224,7 @@ async def test_delay_report_records_but_does_not_fail(
     running = await start_daemon()
     await smtp_send(running.port, build_message())
     (auto_reply,) = await relay_sink.wait_for(1)
+    await wait_until(lambda: _settled(running))  # the relay's 250 is recorded a moment later
     delayed = _dsn(auto_reply.mail_from, "x@y", status="4.4.7")
     await smtp_send(running.port, delayed, mail_from="<>", rcpt_tos=[auto_reply.mail_from])
     (row,) = await all_rows(running.app, OutboxMessage)

@@ -999,6 +999,7 @@ async def test_success_report_is_not_recorded_as_a_delay(
     running = await start_daemon()
     await smtp_send(running.port, build_message())
     (auto_reply,) = await relay_sink.wait_for(1)
+    await wait_until(lambda: settled(running))  # the relay's 250 is recorded a moment later
     report = (
         dsn(auto_reply.mail_from, "x@y")
         .replace(b"Action: failed\r\nStatus: 5.1.1", b"Action: relayed\r\nStatus: 2.0.0")
