@@ -70,8 +70,12 @@ REPLY = (
     "\r\n\r\nYou can add to it by replying to this message; please keep the number in the "
     "subject.\r\n\r\nmailflow\r\n"
 )
-RULES = ("auto-reply to a new ticket", "tell the agents about a new ticket")
-RULES += ("tell the usergroup's supervisors about a new ticket",)
+# The shipped rules that fire on every new ticket, as its history records them.
+RULES = (
+    "auto-reply to a new ticket",
+    "tell the agents about a new ticket",
+    "tell the usergroup's supervisors about a new ticket",
+)
 
 
 # ---------------------------------------------------------------------------- rows

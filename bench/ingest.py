@@ -518,7 +518,9 @@ def bench_mailflow(
         if args.agents:
             # The daemon has migrated the schema by the time it listens.
             asyncio.run(fill.add_agents(database_url, args.agents))
-        result = asyncio.run(_drive_watched(port, mails, args, pid, Watch(database_url, base)))
+        with profiling(pid, args.profile):
+            watch = Watch(database_url, base)
+            result = asyncio.run(_drive_watched(port, mails, args, pid, watch))
     if log_path.stat().st_size:
         _note(f"mailflow logged warnings or errors:\n{_tail(log_path)}")
     return result, count_stored(database_url, base)
@@ -532,6 +534,29 @@ async def _drive_watched(
         return await drive(port, mails, args.concurrency, "mailflow", pid, watch, args.rate)
     finally:
         await watch.close()
+
+
+@contextlib.contextmanager
+def profiling(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy on the daemon and any process it forks, for the load and nothing else; its
+    raw stacks go to `output` (bench/stages.py sums them up by stage)."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise ServerFailed("--profile needs py-spy (.venv/bin/pip install py-spy)")
+    argv = [spy, "record", "--pid", str(pid), "--rate", "250", "--threads", "--subprocesses"]
+    argv += ["--format", "raw", "--output", str(output)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # attached before the first message
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        _, errors = process.communicate(timeout=STOP_TIMEOUT)
+        if not output.exists():
+            _note(f"py-spy wrote nothing: {errors.decode(errors='replace')[-500:]}")
 
 
 def prepare_database(args: argparse.Namespace, url: str) -> None:
@@ -807,6 +832,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_PEER_VENV,
         help="where the peer's throwaway virtualenv lives (created on first use)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record py-spy's raw stacks of the daemon during the load to this file "
+        "(see bench/stages.py); the run's figures then include py-spy's pauses",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
