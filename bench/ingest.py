@@ -508,7 +508,7 @@ def sqlite_url(directory: Path) -> str:
 
 def bench_mailflow(
     mails: Sequence[Mail], args: argparse.Namespace, database_url: str, directory: Path
-) -> tuple[Result, Stored]:
+) -> tuple[Result, Stored, dict[str, Any] | None]:
     prepare_database(args, database_url)
     base = read_base(database_url)
     port = free_port()
@@ -520,20 +520,68 @@ def bench_mailflow(
             asyncio.run(fill.add_agents(database_url, args.agents))
         with profiling(pid, args.profile):
             watch = Watch(database_url, base)
-            result = asyncio.run(_drive_watched(port, mails, args, pid, watch))
+            result, large = asyncio.run(_drive_watched(port, mails, args, pid, watch))
     if log_path.stat().st_size:
         _note(f"mailflow logged warnings or errors:\n{_tail(log_path)}")
-    return result, count_stored(database_url, base)
+    return result, count_stored(database_url, base), large
 
 
 async def _drive_watched(
     port: int, mails: Sequence[Mail], args: argparse.Namespace, pid: int, watch: Watch
-) -> Result:
+) -> tuple[Result, dict[str, Any] | None]:
     await watch.open()
     try:
-        return await drive(port, mails, args.concurrency, "mailflow", pid, watch, args.rate)
+        result = await drive(port, mails, args.concurrency, "mailflow", pid, watch, args.rate)
+        large = None
+        if args.large_message:
+            large = await send_large(port, pid, watch, args.large_message, result.sent)
+        return result, large
     finally:
         await watch.close()
+
+
+def large_mail(megabytes: float, run_id: str) -> Mail:
+    """A customer's message of about `megabytes` MiB on the wire: a short text and an
+    incompressible attachment, base64-encoded as mail clients send it."""
+    sender = f"big-sender@{CUSTOMER_DOMAIN}"
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = f"Big Sender <{sender}>"
+    message["To"] = f"Example Support <{SUPPORT}>"
+    message["Subject"] = "The scans you asked for"
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = f"<{run_id}.large@{CUSTOMER_DOMAIN}>"
+    message.set_content("Hello,\n\nthe scans are attached.\n\nRegards,\nBig Sender\n")
+    payload = os.urandom(max(0, int(megabytes * 1024 * 1024 * 3 / 4) - 16 * 1024))
+    message.add_attachment(payload, maintype="application", subtype="pdf", filename="scans.pdf")
+    return Mail(sender, message.as_bytes())
+
+
+async def send_large(
+    port: int, pgid: int, watch: Watch, megabytes: float, before: int
+) -> dict[str, Any]:
+    """After the load: one large message, and how far it raises the daemon's peak RSS (the
+    largest VmHWM of its processes) by the time its auto-reply is queued."""
+    mail = large_mail(megabytes, uuid.uuid4().hex[:12])
+    peak_before = Memory.read(pgid).peak_rss_mb
+    client = await _connect(port)
+    started = time.perf_counter()
+    try:
+        await client.sendmail(mail.sender, [SUPPORT], mail.data)
+        accepted, answer = True, "250"
+    except aiosmtplib.SMTPResponseException as exc:
+        accepted, answer = False, f"{exc.code} {exc.message}"
+    finally:
+        await _quit(client)
+    processed = accepted and await _until_processed(watch, before + 1)
+    return {
+        "bytes": len(mail.data),
+        "accepted": accepted,
+        "answer": answer,
+        "processed": processed,
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_before_mb": peak_before,
+        "peak_rss_after_mb": Memory.read(pgid).peak_rss_mb,
+    }
 
 
 @contextlib.contextmanager
@@ -679,8 +727,11 @@ def report(
     stored: Stored,
     load: tuple[tuple[float, ...], tuple[float, ...]],
     peer: dict[str, Any] | None,
+    large: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     mailflow, bare = results
+    # The large message, when sent and taken, is one more ticket with its auto-reply.
+    expected = args.messages + (1 if large and large["accepted"] else 0)
     return {
         "date": datetime.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -702,7 +753,9 @@ def report(
         ),
         "stored": asdict(stored),
         "peer": peer,
-        "verified": verified(args.messages, mailflow, stored),
+        "large_message": large,
+        "verified": verified(args.messages, expected, mailflow, stored)
+        and (large is None or large["processed"] or not large["accepted"]),
     }
 
 
@@ -714,13 +767,13 @@ def stored_before(args: argparse.Namespace) -> str | int:
     return "reused" if args.reuse_database else 0
 
 
-def verified(messages: int, mailflow: Result, stored: Stored) -> bool:
+def verified(messages: int, expected: int, mailflow: Result, stored: Stored) -> bool:
     """Every message answered 250, and each one is a ticket with its auto-reply queued."""
     return (
         mailflow.sent == messages
-        and stored.tickets == messages
+        and stored.tickets == expected
         and stored.quarantined == 0
-        and stored.auto_replies == messages
+        and stored.auto_replies == expected
         and mailflow.processed_seconds is not None
     )
 
@@ -770,6 +823,13 @@ def table(data: dict[str, Any]) -> str:
         f"{stored['outbox']} outbox rows ({stored['outbox_sent']} sent by the end)"
         f"  -> {'OK' if data['verified'] else 'MISMATCH'}",
     ]
+    large = data["large_message"]
+    if large:
+        lines.append(
+            f"large message: {large['bytes'] / 1024 / 1024:.1f} MiB, answered {large['answer']}"
+            f", processed {large['processed']} in {large['seconds']} s; peak RSS "
+            f"{large['peak_rss_before_mb']} -> {large['peak_rss_after_mb']} MB"
+        )
     if peer:
         ratio = data["results"][0]["server_cpu_ms"] / peer["cpu_ms"] if peer["cpu_ms"] else 0
         lines.append(
@@ -834,6 +894,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="where the peer's throwaway virtualenv lives (created on first use)",
     )
     parser.add_argument(
+        "--large-message",
+        type=float,
+        metavar="MIB",
+        help="after the load, send one message of this many MiB and report the daemon's peak "
+        "RSS before and after it (mailflow's default size limit is 25 MiB)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="record py-spy's raw stacks of the daemon during the load to this file "
@@ -867,7 +934,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         url = args.database_url or sqlite_url(directory)
         _note(f"mailflow: {args.messages} messages over {args.concurrency} connections")
-        mailflow, stored = bench_mailflow(mails, args, url, directory)
+        mailflow, stored, large = bench_mailflow(mails, args, url, directory)
         _note("bare aiosmtpd: the same load")
         bare = bench_bare(mails, args, directory)
         if args.peer:
@@ -884,7 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(directory, ignore_errors=True)
     load = (load_before, os.getloadavg())
-    data = report(args, mails, [mailflow, bare], stored, load, peer)
+    data = report(args, mails, [mailflow, bare], stored, load, peer, large)
     print(json.dumps(data, indent=2) if args.json else table(data))
     return 0 if data["verified"] else 1
 
