@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -120,6 +121,8 @@ class Result:
     # outbox (mailflow only; None for a server that keeps nothing, or when it never got there).
     processed_seconds: float | None = None
     processed_msgs_per_s: float | None = None
+    # The most answered messages seen waiting for processing at once (polled every 50 ms).
+    max_backlog: int = 0
     # The two parts of server_cpu_ms.
     daemon_cpu_ms: float = 0.0
     database_cpu_ms: float = 0.0
@@ -188,6 +191,8 @@ class Watch:
         self._sqlite: sqlite3.Connection | None = None
         self._pg: Any = None
         self.backends = Backends()
+        # One query at a time on the connection: the poller and the clocks share it.
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         if is_postgres(self.url):
@@ -206,13 +211,15 @@ class Watch:
         """Auto-replies queued by this run: a range scan above the ids that were there."""
         args = (self.base.outbox, AUTO_REPLY_PURPOSE)
         if self._pg is not None:
-            return int(await self._pg.fetchval(AUTO_REPLIES.format("$1", "$2"), *args))
+            async with self._lock:
+                return int(await self._pg.fetchval(AUTO_REPLIES.format("$1", "$2"), *args))
         assert self._sqlite is not None
         return int(self._sqlite.execute(AUTO_REPLIES.format("?", "?"), args).fetchone()[0])
 
     async def sample_backends(self) -> None:
         if self._pg is not None:
-            await self.backends.sample(self._pg)
+            async with self._lock:
+                await self.backends.sample(self._pg)
 
     def database_cpu(self) -> float:
         return self.backends.cpu()
@@ -254,24 +261,36 @@ async def drive(
     queue = iter(enumerate(mails))  # shared: each connection takes the next when it is free
     latencies: list[float] = []
     failures: list[str] = []
+    backlog: list[int] = []
     start = await Clocks.read(server_pid, watch)
     processed: Clocks | None = None
     try:
-        poller = asyncio.create_task(_watch_backends(watch)) if watch is not None else None
+        poller = None
+        if watch is not None:
+            poller = asyncio.create_task(_observe(watch, latencies, backlog))
         paced = _Pace(start.wall, rate)
         await asyncio.gather(*(_send_all(c, queue, paced, latencies, failures) for c in clients))
         acknowledged = await Clocks.read(server_pid, watch)
         if watch is not None:
             done = await _until_processed(watch, len(latencies))
             processed = await Clocks.read(server_pid, watch) if done else None
-            if poller is not None:
-                poller.cancel()
     finally:
+        if poller is not None:
+            poller.cancel()
         await asyncio.gather(*(_quit(c) for c in clients))
     for failure in sorted(set(failures)):
         _note(f"{name}: refused: {failure}")
     memory = Memory.read(server_pid)
-    return _result(name, latencies, len(failures), start, acknowledged, processed, memory)
+    return _result(
+        name,
+        latencies,
+        len(failures),
+        start,
+        acknowledged,
+        processed,
+        memory,
+        max(backlog, default=0),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +303,16 @@ class _Pace:
             await asyncio.sleep(max(0.0, self.start + index / self.rate - time.perf_counter()))
 
 
-async def _watch_backends(watch: Watch) -> None:
-    """Backends come and go with the daemon's pool: sample them all through the run."""
-    while True:
-        await asyncio.sleep(BACKEND_INTERVAL)
-        await watch.sample_backends()
+async def _observe(watch: Watch, answered: list[float], backlog: list[int]) -> None:
+    """Through the load: every POLL_INTERVAL, how many answered messages wait to be processed;
+    every BACKEND_INTERVAL, the backends' CPU (they come and go with the daemon's pool)."""
+    every = max(1, round(BACKEND_INTERVAL / POLL_INTERVAL))
+    for tick in itertools.count(1):
+        await asyncio.sleep(POLL_INTERVAL)
+        answered_now = len(answered)  # before the count: the backlog is never understated
+        backlog.append(answered_now - await watch.auto_replies())
+        if tick % every == 0:
+            await watch.sample_backends()
 
 
 async def _until_processed(watch: Watch, expected: int) -> bool:
@@ -352,6 +376,7 @@ def _result(
     acknowledged: Clocks,
     processed: Clocks | None,
     memory: Memory,
+    backlog: int,
 ) -> Result:
     ordered = sorted(latencies)
     seconds = acknowledged.wall - start.wall
@@ -381,6 +406,7 @@ def _result(
         ),
         daemon_cpu_ms=per_message(daemon),
         database_cpu_ms=per_message(database),
+        max_backlog=backlog,
         processes=memory.processes,
         rss_mb=memory.rss_mb,
         peak_rss_mb=memory.peak_rss_mb,
@@ -793,13 +819,14 @@ def table(data: dict[str, Any]) -> str:
         f"load average before {load['before'][0]:.2f}, after {load['after'][0]:.2f}",
         "",
         f"{'server':<14} {'ack msgs/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'wall s':>7}"
-        f" {'refused':>7} {'processed/s':>11} {'CPU ms/msg':>10} {'(daemon':>8} {'db)':>6}"
-        f" {'client':>6} {'procs':>5} {'RSS MB':>7} {'peak MB':>7}",
+        f" {'refused':>7} {'processed/s':>11} {'backlog':>7} {'CPU ms/msg':>10} {'(daemon':>8}"
+        f" {'db)':>6} {'client':>6} {'procs':>5} {'RSS MB':>7} {'peak MB':>7}",
     ]
     for r in data["results"]:
         lines.append(
             f"{r['server']:<14} {r['msgs_per_s']:>10.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
             f" {r['seconds']:>7.2f} {r['failed']:>7} {_optional(r['processed_msgs_per_s'], 11)}"
+            f" {r.get('max_backlog', 0) if r['processed_msgs_per_s'] else '-':>7}"
             f" {r['server_cpu_ms']:>10.2f} {r['daemon_cpu_ms']:>8.2f} {r['database_cpu_ms']:>6.2f}"
             f" {r['client_cpu_ms']:>6.2f} {r['processes']:>5} {r['rss_mb']:>7.1f}"
             f" {r['peak_rss_mb']:>7.1f}"
@@ -808,7 +835,7 @@ def table(data: dict[str, Any]) -> str:
     if peer:
         lines.append(
             f"{peer['server']:<14} {'-':>10} {'-':>8} {'-':>8} {peer['seconds']:>7.2f}"
-            f" {peer['messages'] - peer['tickets']:>7} {peer['tickets_per_s']:>11.1f}"
+            f" {peer['messages'] - peer['tickets']:>7} {peer['tickets_per_s']:>11.1f} {'-':>7}"
             f" {peer['cpu_ms']:>10.2f} {peer['process_cpu_ms']:>8.2f}"
             f" {peer['database_cpu_ms']:>6.2f} {'-':>6} {'-':>5} {'-':>7}"
             f" {peer['peak_rss_mb']:>7.1f}"
