@@ -826,7 +826,7 @@ def table(data: dict[str, Any]) -> str:
         lines.append(
             f"{r['server']:<14} {r['msgs_per_s']:>10.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
             f" {r['seconds']:>7.2f} {r['failed']:>7} {_optional(r['processed_msgs_per_s'], 11)}"
-            f" {r.get('max_backlog', 0) if r['processed_msgs_per_s'] else '-':>7}"
+            f" {r.get('max_backlog', '-') if r['processed_msgs_per_s'] else '-':>7}"
             f" {r['server_cpu_ms']:>10.2f} {r['daemon_cpu_ms']:>8.2f} {r['database_cpu_ms']:>6.2f}"
             f" {r['client_cpu_ms']:>6.2f} {r['processes']:>5} {r['rss_mb']:>7.1f}"
             f" {r['peak_rss_mb']:>7.1f}"
@@ -850,7 +850,7 @@ def table(data: dict[str, Any]) -> str:
         f"{stored['outbox']} outbox rows ({stored['outbox_sent']} sent by the end)"
         f"  -> {'OK' if data['verified'] else 'MISMATCH'}",
     ]
-    large = data["large_message"]
+    large = data.get("large_message")
     if large:
         lines.append(
             f"large message: {large['bytes'] / 1024 / 1024:.1f} MiB, answered {large['answer']}"
@@ -935,6 +935,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--show",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print results saved with --json as the table, and run nothing",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep the working directory (config, SQLite database, outbox maildir, logs)",
@@ -953,6 +960,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.show:
+        print("\n\n".join(table(json.loads(path.read_text())) for path in args.show))
+        return 0
     run_id = uuid.uuid4().hex[:12]
     mails = [compose(i, run_id) for i in range(args.messages)]
     directory = Path(tempfile.mkdtemp(prefix="mailflow-bench-"))
