@@ -38,14 +38,25 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Every live process of a process group: the daemon and whatever it forked."""
-    members = []
+    """Every live process of the server started as the leader of group `pgid`: the group's
+    members, and its descendants that left the group (a worker that called setsid)."""
+    parents: dict[int, int] = {}
+    members = set()
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             fields = _stat(int(entry.name))
-            if fields is not None and int(fields[2]) == pgid:
-                members.append(int(entry.name))
-    return members
+            if fields is not None:
+                parents[int(entry.name)] = int(fields[1])
+                if int(fields[2]) == pgid:
+                    members.add(int(entry.name))
+    for pid in parents:
+        ancestor, hops = parents.get(pid, 0), 0
+        while ancestor > 1 and hops < 64:
+            if ancestor == pgid:
+                members.add(pid)
+                break
+            ancestor, hops = parents.get(ancestor, 0), hops + 1
+    return sorted(members)
 
 
 def group_cpu(pgid: int) -> float:
