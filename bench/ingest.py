@@ -42,10 +42,13 @@ from typing import Any
 
 import aiosmtplib
 import asyncpg  # type: ignore[import-untyped]
-import fill
-import peer_helpdesk
-from measure import Backends, Memory, group_cpu, group_members
-from peer_helpdesk import DEFAULT_PEER_VENV
+
+if not __package__:  # run as a script: the repository root, so that `bench` imports
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import fill, peer_helpdesk
+from bench.measure import Backends, Memory, group_cpu, group_members
+from bench.peer_helpdesk import DEFAULT_PEER_VENV
 
 HOST = "127.0.0.1"
 SUPPORT = "support@example.com"

@@ -32,7 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from measure import Backends, memory_mb
+
+if not __package__:  # run as a script: the repository root, so that `bench` imports
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.measure import Backends, memory_mb
 
 # What worked (2026-11-30); the peer is measured as released, so its version is part of the result.
 REQUIREMENTS = ("django-helpdesk==2.6.1", "Django==5.2.19")
